@@ -1,0 +1,44 @@
+--[[
+  Stores one event in a topic's history and publishes it live, in one atomic step, so history
+  and live delivery can never disagree on what exists or in which order.
+
+  KEYS[1]  history stream            sse:{<topic>}:log
+  KEYS[2]  topic metadata (hash)     sse:{<topic>}:meta   fields: epoch, last
+  ARGV[1]  epoch to use if the topic has none yet
+  ARGV[2]  live channel              sse:{<topic>}:live
+  ARGV[3]  event type
+  ARGV[4]  data (JSON text)
+  ARGV[5]  history length bound (approximate, MAXLEN ~)
+  ARGV[6]  history age bound in ms (0: none)
+
+  Returns {epoch, id}. The live message is "<id>\n<prev>\n<epoch>\n<event>\n<data>", where prev
+  is the id stored before this one (0-0 for the first): readers use it to prove they saw every
+  entry.
+]]
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
+local epoch = meta[1]
+local prev = meta[2]
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+if not prev then
+  prev = '0-0'
+  -- A reader may have created the metadata with an expiry; history makes it permanent.
+  redis.call('PERSIST', KEYS[2])
+end
+-- XADD before PUBLISH: a reader that resumes from history must find the event there.
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+  'e', ARGV[3], 'd', ARGV[4], 'p', prev)
+redis.call('HSET', KEYS[2], 'last', id)
+local maxAge = tonumber(ARGV[6])
+if maxAge > 0 then
+  local now = redis.call('TIME')
+  local minMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxAge
+  if minMs > 0 then
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
+  end
+end
+redis.call('PUBLISH', ARGV[2], id .. '\n' .. prev .. '\n' .. epoch .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
+return {epoch, id}

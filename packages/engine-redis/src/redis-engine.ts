@@ -1,0 +1,286 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DEFAULT_RETENTION,
+  newEpoch,
+  type Engine,
+  type EngineHandlers,
+  type HistoryPage,
+  type PublishResult,
+  type RetentionOptions,
+  type StoredEvent,
+} from '@streamcast/engine';
+import type { StreamId } from '@streamcast/protocol';
+import Redis, { type RedisOptions } from 'ioredis';
+import { topicKeys, topicOfChannel } from './keys';
+
+export interface RedisEngineOptions {
+  /**
+   * The command connection. Create it with `redisClientOptions()` so that commands fail fast
+   * while Redis is unreachable instead of queueing (a publish must answer 503, not hang).
+   */
+  client: Redis;
+  /** Prefix of every key and channel. @default 'sse' */
+  keyPrefix?: string;
+  retention?: RetentionOptions;
+}
+
+/** Connection options every client of the broadcaster's Redis should use. */
+export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
+  return {
+    // Fail fast while disconnected: a publish answers 503 within a bound, never hangs.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 3000,
+    // A publish whose reply was lost must not be sent twice behind the caller's back.
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    ...overrides,
+  };
+}
+
+type Entry = [id: string, fields: string[]];
+
+interface Scripts {
+  ssePublish(
+    log: string,
+    meta: string,
+    epoch: string,
+    channel: string,
+    event: string,
+    data: string,
+    maxLen: number,
+    maxAgeMs: number,
+  ): Promise<[string, string]>;
+  sseRead(
+    log: string,
+    meta: string,
+    epoch: string,
+    after: string,
+    count: number,
+    metaTtlS: number,
+  ): Promise<[string, string, Entry[]]>;
+}
+
+const LUA_DIR = join(__dirname, 'lua');
+
+/**
+ * History in one Redis Stream per topic, live delivery over Redis pub/sub. One dedicated
+ * subscriber connection per process with one SUBSCRIBE per listened topic; when it drops, the
+ * engine tells its host (linkDown), resubscribes everything on return, then says linkUp so the
+ * host repairs any gap from history.
+ */
+export class RedisEngine implements Engine {
+  readonly kind = 'redis' as const;
+  private readonly client: Redis;
+  private readonly scripts: Scripts;
+  private readonly prefix: string;
+  private readonly retention: RetentionOptions;
+  private subscriber: Redis | undefined;
+  private readonly listened = new Set<string>();
+  private handlers: EngineHandlers | undefined;
+  private linkDown = false;
+  private started = false;
+  private closed = false;
+
+  constructor(options: RedisEngineOptions) {
+    this.client = options.client;
+    this.prefix = options.keyPrefix ?? 'sse';
+    this.retention = options.retention ?? DEFAULT_RETENTION;
+    for (const [name, file] of [
+      ['ssePublish', 'publish-2.lua'],
+      ['sseRead', 'read-2.lua'],
+    ] as const) {
+      this.client.defineCommand(name, {
+        numberOfKeys: 2,
+        lua: readFileSync(join(LUA_DIR, file), 'utf8'),
+      });
+    }
+    this.scripts = this.client as unknown as Scripts;
+  }
+
+  setHandlers(handlers: EngineHandlers): void {
+    this.handlers = handlers;
+  }
+
+  async start(): Promise<void> {
+    if (this.client.status !== 'ready') await waitReady(this.client);
+    const subscriber = this.client.duplicate({
+      // We resubscribe ourselves, so we know when it is done and can repair gaps after it.
+      autoResubscribe: false,
+      enableOfflineQueue: false,
+      commandTimeout: undefined,
+      connectionName: 'sse-subscriber',
+    });
+    this.subscriber = subscriber;
+    subscriber.on('message', (channel: string, message: string) =>
+      this.onMessage(channel, message),
+    );
+    subscriber.on('error', () => {
+      // Reconnection is ioredis's job; 'close' and 'ready' tell us what matters.
+    });
+    subscriber.on('close', () => this.onSubscriberClose());
+    subscriber.on('ready', () => void this.onSubscriberReady());
+    await waitReady(subscriber);
+    this.started = true;
+  }
+
+  async publish(topic: string, event: string, data: string): Promise<PublishResult> {
+    const keys = topicKeys(this.prefix, topic);
+    const [epoch, id] = await this.scripts.ssePublish(
+      keys.log,
+      keys.meta,
+      newEpoch(),
+      keys.live,
+      event,
+      data,
+      this.retention.maxLen,
+      this.retention.maxAgeS * 1000,
+    );
+    return { epoch, id };
+  }
+
+  async read(topic: string, after: StreamId | null, limit: number): Promise<HistoryPage> {
+    const keys = topicKeys(this.prefix, topic);
+    const [epoch, lastId, raw] = await this.scripts.sseRead(
+      keys.log,
+      keys.meta,
+      newEpoch(),
+      after ?? '',
+      limit,
+      Math.max(this.retention.maxAgeS, 3600),
+    );
+    const entries: StoredEvent[] = raw.map(([id, fields]) => toStored(topic, epoch, id, fields));
+    return { epoch, lastId, entries };
+  }
+
+  async listen(topic: string): Promise<void> {
+    this.listened.add(topic);
+    const subscriber = this.requireSubscriber();
+    try {
+      await subscriber.subscribe(topicKeys(this.prefix, topic).live);
+    } catch (err) {
+      this.listened.delete(topic);
+      throw err;
+    }
+  }
+
+  async unlisten(topic: string): Promise<void> {
+    this.listened.delete(topic);
+    const subscriber = this.requireSubscriber();
+    if (subscriber.status !== 'ready') return; // resubscription skips it
+    await subscriber.unsubscribe(topicKeys(this.prefix, topic).live);
+  }
+
+  isReady(): boolean {
+    return (
+      this.started &&
+      !this.closed &&
+      !this.linkDown &&
+      this.client.status === 'ready' &&
+      this.subscriber?.status === 'ready'
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listened.clear();
+    const subscriber = this.subscriber;
+    if (subscriber) {
+      subscriber.removeAllListeners('close');
+      subscriber.removeAllListeners('ready');
+      subscriber.disconnect();
+    }
+  }
+
+  /** Topics with a live subscription (for leak checks). */
+  get listenedCount(): number {
+    return this.listened.size;
+  }
+
+  private requireSubscriber(): Redis {
+    if (!this.subscriber) throw new Error('engine not started');
+    return this.subscriber;
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const topic = topicOfChannel(this.prefix, channel);
+    if (topic === undefined || !this.listened.has(topic)) return;
+    const event = parseLive(topic, message);
+    if (event) this.handlers?.message(event);
+  }
+
+  private onSubscriberClose(): void {
+    if (this.closed || !this.started || this.linkDown) return;
+    this.linkDown = true;
+    this.handlers?.linkDown('subscriber connection closed');
+  }
+
+  private async onSubscriberReady(): Promise<void> {
+    if (this.closed || !this.started || !this.linkDown) return;
+    const subscriber = this.requireSubscriber();
+    try {
+      const channels = [...this.listened].map((t) => topicKeys(this.prefix, t).live);
+      if (channels.length > 0) await subscriber.subscribe(...channels);
+    } catch {
+      return; // the connection dropped again; the next 'ready' retries
+    }
+    if (subscriber.status !== 'ready') return;
+    this.linkDown = false;
+    this.handlers?.linkUp();
+  }
+}
+
+function waitReady(redis: Redis): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (redis.status === 'ready') return resolve();
+    const onReady = () => {
+      redis.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      redis.off('ready', onReady);
+      reject(new Error('redis connection ended before it was ready'));
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}
+
+function toStored(topic: string, epoch: string, id: string, fields: string[]): StoredEvent {
+  let event = 'message';
+  let data = 'null';
+  let prev = '';
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const value = fields[i + 1] as string;
+    switch (fields[i]) {
+      case 'e':
+        event = value;
+        break;
+      case 'd':
+        data = value;
+        break;
+      case 'p':
+        prev = value;
+        break;
+    }
+  }
+  return { topic, epoch, id, prev, event, data };
+}
+
+/** Parses "<id>\n<prev>\n<epoch>\n<event>\n<data>" (see publish-2.lua). */
+function parseLive(topic: string, message: string): StoredEvent | undefined {
+  const a = message.indexOf('\n');
+  const b = message.indexOf('\n', a + 1);
+  const c = message.indexOf('\n', b + 1);
+  const d = message.indexOf('\n', c + 1);
+  if (a < 0 || b < 0 || c < 0 || d < 0) return undefined;
+  return {
+    topic,
+    id: message.slice(0, a),
+    prev: message.slice(a + 1, b),
+    epoch: message.slice(b + 1, c),
+    event: message.slice(c + 1, d),
+    data: message.slice(d + 1),
+  };
+}

@@ -1,0 +1,3 @@
+export * from './types';
+export * from './epoch';
+export * from './memory-engine';

@@ -1,0 +1,5 @@
+export * from './response-sink';
+export * from './stream';
+export * from './metrics';
+export * from './loopback';
+export * from './fastify-plugin';

@@ -1,0 +1,649 @@
+import type { Engine, HistoryPage, StoredEvent } from '@streamcast/engine';
+import {
+  HEARTBEAT,
+  NotReady,
+  RESET_EVENT,
+  ZERO_ID,
+  compareIds,
+  encodeEventBody,
+  encodeRetry,
+  formatCursor,
+  positionSuffix,
+  singleTopicCursor,
+  type ParsedCursor,
+  type StreamId,
+} from '@streamcast/protocol';
+import {
+  DEFAULT_HUB_OPTIONS,
+  type HubOptions,
+  type HubStats,
+  type ResetReason,
+  type Sink,
+} from './types';
+
+/**
+ * The per-process fan-out. One engine subscription per topic (a Channel, reference counted),
+ * however many connections listen; each event is encoded once and the same bytes are written to
+ * every connection of the topic.
+ *
+ * Correctness rests on one rule applied everywhere: an entry is delivered only if its `prev` is
+ * the id last delivered (same epoch). Anything else is a gap, repaired from history, or a `reset`
+ * when history no longer has it. Channels apply the rule to what the engine delivers live;
+ * connections that are still catching up apply it to history and to live events buffered meanwhile.
+ */
+export class Hub {
+  readonly options: HubOptions;
+  readonly stats: HubStats = {
+    published: 0,
+    delivered: 0,
+    resets: 0,
+    slowDisconnects: 0,
+    connectionsOpened: 0,
+    gapRepairs: 0,
+  };
+  private readonly channels = new Map<string, Channel>();
+  private readonly connections = new Set<Connection>();
+  private linkUp = true;
+  private timer: NodeJS.Timeout | undefined;
+  /** Coarse clock for heartbeats, advanced by the sweep: no Date.now() per write. */
+  clock = Date.now();
+
+  constructor(
+    readonly engine: Engine,
+    options: Partial<HubOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_HUB_OPTIONS, ...options };
+    engine.setHandlers({
+      message: (event) => this.onMessage(event),
+      linkDown: (reason) => this.onLinkDown(reason),
+      linkUp: () => this.onLinkUp(),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.engine.start();
+    const sweepMs = Math.min(1000, this.options.heartbeatMs);
+    this.timer = setInterval(() => this.sweep(), sweepMs);
+    this.timer.unref();
+  }
+
+  /** Stops the sweep and ends every stream; the engine is closed by its owner. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const conn of [...this.connections]) conn.sink.end();
+  }
+
+  /** True while events can be published and streams served. */
+  isReady(): boolean {
+    return this.linkUp && this.engine.isReady();
+  }
+
+  /** Number of open streams. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Number of topics with a live engine subscription (for leak checks). */
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /**
+   * Stores an event and fans it out. `data` is JSON text. Resolves to the event's id: the
+   * cursor a single-topic connection to this topic would carry after it.
+   */
+  async publish(topic: string, event: string, data: string): Promise<string> {
+    const result = await this.engine.publish(topic, event, data);
+    this.stats.published++;
+    return singleTopicCursor(result);
+  }
+
+  /**
+   * Opens a stream on `topics` (distinct and sorted, see normalizeTopics) for `sink`, resuming
+   * after `cursor` when given; `preamble` is written right after the `retry:` line. Resolves once history is sent and the stream is live. Throws
+   * NOT_READY, before anything was written, when the engine cannot serve.
+   */
+  async subscribe(
+    sink: Sink,
+    topics: readonly string[],
+    cursor?: ParsedCursor,
+    preamble?: string,
+  ): Promise<void> {
+    if (!this.isReady()) throw new NotReady('the engine link is down');
+    const conn = new Connection(this, sink, topics);
+    this.connections.add(conn);
+    this.stats.connectionsOpened++;
+    sink.onClose(() => this.drop(conn));
+    // Live first: every topic's channel listening, and this connection buffering its events,
+    // before any history is read. An event is then either in what we read or in the buffer.
+    for (let i = 0; i < topics.length; i++) {
+      const channel = this.acquire(topics[i] as string);
+      const member = new Member(conn, channel, i);
+      conn.members.push(member);
+      channel.pending.add(member);
+    }
+    try {
+      await Promise.all(conn.members.map((m) => m.channel.ready));
+      if (conn.closed) return;
+      const plans = await Promise.all(conn.members.map((m) => this.place(m, cursor)));
+      if (conn.closed) return;
+      conn.begin(preamble);
+      this.writeResets(conn, plans);
+      for (let i = 0; i < conn.members.length; i++) {
+        const member = conn.members[i] as Member;
+        const plan = plans[i] as Plan;
+        const complete = this.writeEntries(member, plan.entries);
+        if (!complete || plan.more) await this.fill(member);
+        await this.goLive(member);
+        if (conn.closed) return;
+      }
+    } catch (err) {
+      if (!conn.begun) {
+        this.drop(conn);
+        throw err instanceof NotReady ? err : new NotReady((err as Error).message);
+      }
+      // Headers are out: end the stream; the client reconnects with the last id it got.
+      this.options.logger.warn({ err, topics }, 'stream ended while catching up');
+      conn.sink.end();
+    }
+  }
+
+  // ---- channels ------------------------------------------------------------------------------
+
+  private acquire(topic: string): Channel {
+    let channel = this.channels.get(topic);
+    if (!channel) {
+      channel = new Channel(topic);
+      this.channels.set(topic, channel);
+      channel.ready = this.startChannel(channel);
+      // A failed start is seen by every subscriber awaiting `ready`; don't also make it unhandled.
+      channel.ready.catch(() => {});
+    }
+    channel.refs++;
+    return channel;
+  }
+
+  private release(channel: Channel): void {
+    if (--channel.refs > 0) return;
+    channel.closed = true;
+    if (this.channels.get(channel.topic) === channel) this.channels.delete(channel.topic);
+    // A newer channel for the topic (after this one failed to start) keeps the subscription.
+    if (this.channels.has(channel.topic)) return;
+    this.engine.unlisten(channel.topic).catch((err) => {
+      this.options.logger.warn({ err, topic: channel.topic }, 'unlisten failed');
+    });
+  }
+
+  private async startChannel(channel: Channel): Promise<void> {
+    try {
+      await this.engine.listen(channel.topic);
+      const head = await this.engine.read(channel.topic, null, 0);
+      channel.epoch = head.epoch;
+      channel.lastId = head.lastId;
+    } catch (err) {
+      // Nothing is attached to a channel that never started: forget it so the next
+      // subscriber tries afresh.
+      channel.broken = true;
+      if (this.channels.get(channel.topic) === channel) this.channels.delete(channel.topic);
+      throw err;
+    }
+    await this.drainChannel(channel);
+  }
+
+  private onMessage(event: StoredEvent): void {
+    const channel = this.channels.get(event.topic);
+    if (!channel) return;
+    if (channel.state !== 'live') {
+      channel.buffer.push(event);
+      return;
+    }
+    if (event.epoch === channel.epoch && event.prev === channel.lastId) {
+      this.dispatch(channel, event);
+    } else if (event.epoch === channel.epoch && compareIds(event.id, channel.lastId) <= 0) {
+      // Already delivered (seen in history during a repair): skip.
+    } else {
+      this.options.logger.warn(
+        { topic: channel.topic, expected: channel.lastId, prev: event.prev },
+        'gap in live delivery; repairing from history',
+      );
+      channel.buffer.push(event);
+      void this.repair(channel);
+    }
+  }
+
+  /** Delivers buffered live events that chain on; anything that does not chain starts a repair. */
+  private async drainChannel(channel: Channel): Promise<void> {
+    for (;;) {
+      if (channel.closed) return;
+      const event = channel.buffer.shift();
+      if (!event) {
+        channel.state = 'live';
+        return;
+      }
+      if (event.epoch === channel.epoch && event.prev === channel.lastId) {
+        this.dispatch(channel, event);
+      } else if (event.epoch === channel.epoch && compareIds(event.id, channel.lastId) <= 0) {
+        continue;
+      } else {
+        channel.buffer.unshift(event);
+        await this.repair(channel);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Reads what the channel missed from history and delivers it, then drains the live buffer.
+   * On engine errors the channel stays in repair and is retried on the next linkUp.
+   */
+  private async repair(channel: Channel): Promise<void> {
+    if (channel.repairing) return;
+    channel.repairing = true;
+    channel.state = 'repairing';
+    this.stats.gapRepairs++;
+    try {
+      for (let rounds = 0; ; rounds++) {
+        if (channel.closed) return;
+        const page = await this.engine.read(channel.topic, channel.lastId, this.options.pageSize);
+        if (channel.closed) return;
+        const verdict = judge(channel.epoch, channel.lastId, page);
+        if (verdict.reset) {
+          // History behind what this gateway already delivered means it was lost.
+          const reason = verdict.reset === 'cursor-unknown' ? 'history-lost' : verdict.reset;
+          const start = await this.restart(channel.topic, verdict.reset, page);
+          if (channel.closed) return;
+          this.resetChannel(channel, reason, start.epoch, start.id);
+          for (const e of start.entries) this.dispatch(channel, e);
+          if (start.more) continue;
+        } else {
+          for (const e of page.entries) {
+            if (e.prev !== channel.lastId) break;
+            this.dispatch(channel, e);
+          }
+          if (page.entries.length >= this.options.pageSize) continue;
+        }
+        // Caught up with history; now the live buffer, which must chain on.
+        while (channel.buffer.length > 0) {
+          const event = channel.buffer[0] as StoredEvent;
+          if (event.epoch === channel.epoch && compareIds(event.id, channel.lastId) <= 0) {
+            channel.buffer.shift();
+          } else if (event.epoch === channel.epoch && event.prev === channel.lastId) {
+            channel.buffer.shift();
+            this.dispatch(channel, event);
+          } else {
+            break;
+          }
+        }
+        if (channel.buffer.length === 0) {
+          channel.state = 'live';
+          return;
+        }
+        if (rounds > 100) throw new Error(`repair of ${channel.topic} does not converge`);
+      }
+    } catch (err) {
+      this.options.logger.warn({ err, topic: channel.topic }, 'repair failed; will retry');
+      channel.needsRepair = true;
+      // While the link is down, linkUp retries; a failed read on a live link retries here.
+      if (this.linkUp) {
+        setTimeout(() => {
+          if (!channel.needsRepair || channel.closed || !this.linkUp) return;
+          channel.needsRepair = false;
+          void this.repair(channel);
+        }, 1000).unref();
+      }
+    } finally {
+      channel.repairing = false;
+    }
+  }
+
+  /** Sends one event to everyone on the channel: the same bytes to every single-topic stream. */
+  private dispatch(channel: Channel, event: StoredEvent): void {
+    channel.lastId = event.id;
+    const suffix = positionSuffix(event);
+    const body = encodeEventBody(event.event, event.data);
+    let delivered = 0;
+    if (channel.solo.size > 0) {
+      const frame = Buffer.from(`id: 1~0${suffix}\n${body}`);
+      for (const conn of channel.solo) conn.write(frame);
+      delivered += channel.solo.size;
+    }
+    if (channel.multi.size > 0) {
+      for (const member of channel.multi) {
+        member.epoch = event.epoch;
+        member.lastId = event.id;
+        member.suffix = suffix;
+        member.conn.writeEvent(body);
+      }
+      delivered += channel.multi.size;
+    }
+    for (const member of channel.pending) member.hold(event);
+    this.stats.delivered += delivered;
+  }
+
+  private resetChannel(channel: Channel, reason: ResetReason, epoch: string, id: StreamId): void {
+    channel.epoch = epoch;
+    channel.lastId = id;
+    const data = JSON.stringify({ topics: [channel.topic], reason });
+    const body = encodeEventBody(RESET_EVENT, data);
+    if (channel.solo.size > 0) {
+      const frame = Buffer.from(`id: ${singleTopicCursor({ epoch, id })}\n${body}`);
+      for (const conn of channel.solo) {
+        conn.members[0]?.setPosition(epoch, id);
+        conn.write(frame);
+      }
+    }
+    for (const member of channel.multi) {
+      member.setPosition(epoch, id);
+      member.conn.writeEvent(body);
+    }
+    this.stats.resets += channel.solo.size + channel.multi.size;
+    this.options.logger.warn({ topic: channel.topic, reason }, 'history gap; streams reset');
+  }
+
+  // ---- connections ---------------------------------------------------------------------------
+
+  /** Where a new member starts: from its cursor position, or live at the head. */
+  private async place(member: Member, cursor: ParsedCursor | undefined): Promise<Plan> {
+    const topic = member.channel.topic;
+    const position = cursor?.positions.get(member.index);
+    if (!position) {
+      const head = await this.engine.read(topic, null, 0);
+      member.setPosition(head.epoch, head.lastId);
+      const unplaceable = cursor !== undefined && !cursor.placeable;
+      return { reset: unplaceable ? 'cursor-unknown' : undefined, entries: [], more: false };
+    }
+    const page = await this.engine.read(topic, position.id, this.options.pageSize);
+    const verdict = judge(position.epoch, position.id, page);
+    if (verdict.reset) {
+      const start = await this.restart(topic, verdict.reset, page);
+      member.setPosition(start.epoch, start.id);
+      return { reset: verdict.reset, entries: start.entries, more: start.more };
+    }
+    member.setPosition(position.epoch, position.id);
+    return {
+      reset: undefined,
+      entries: page.entries,
+      more: page.entries.length >= this.options.pageSize,
+    };
+  }
+
+  /**
+   * Where a topic continues after a reset. After lost history (a new epoch) everything in the
+   * new epoch is news to the client, so it is replayed from its start when it is all still there;
+   * otherwise the topic continues from the newest entry, with no partial replay.
+   */
+  private async restart(topic: string, verdict: ResetReason, page: HistoryPage): Promise<Start> {
+    // 'history-lost' from judge() always means a new epoch.
+    if (verdict === 'history-lost') {
+      const fromStart = await this.engine.read(topic, ZERO_ID, this.options.pageSize);
+      if (!judge(fromStart.epoch, ZERO_ID, fromStart).reset) {
+        return {
+          epoch: fromStart.epoch,
+          id: ZERO_ID,
+          entries: fromStart.entries,
+          more: fromStart.entries.length >= this.options.pageSize,
+        };
+      }
+      return { epoch: fromStart.epoch, id: fromStart.lastId, entries: [], more: false };
+    }
+    return { epoch: page.epoch, id: page.lastId, entries: [], more: false };
+  }
+
+  private writeResets(conn: Connection, plans: Plan[]): void {
+    const byReason = new Map<ResetReason, string[]>();
+    plans.forEach((plan, i) => {
+      if (!plan.reset) return;
+      const topics = byReason.get(plan.reset) ?? [];
+      topics.push(conn.topics[i] as string);
+      byReason.set(plan.reset, topics);
+    });
+    for (const [reason, topics] of byReason) {
+      conn.writeEvent(encodeEventBody(RESET_EVENT, JSON.stringify({ topics, reason })));
+      this.stats.resets++;
+    }
+  }
+
+  /** Writes history entries that chain on from the member's position; false if the chain broke. */
+  private writeEntries(member: Member, entries: StoredEvent[]): boolean {
+    for (const e of entries) {
+      if (member.conn.closed) return false;
+      if (e.prev !== member.lastId) return false;
+      member.setPosition(e.epoch, e.id);
+      member.conn.writeEvent(encodeEventBody(e.event, e.data));
+      this.stats.delivered++;
+    }
+    return true;
+  }
+
+  /** Sends history after the member's position until it is caught up, resetting where needed. */
+  private async fill(member: Member): Promise<void> {
+    const conn = member.conn;
+    for (let rounds = 0; rounds < 10_000; rounds++) {
+      if (conn.closed) return;
+      if (conn.sink.bufferedBytes > this.options.maxQueueBytes / 2) await conn.sink.drained();
+      if (conn.closed) return;
+      const topic = member.channel.topic;
+      const page = await this.engine.read(topic, member.lastId, this.options.pageSize);
+      if (conn.closed) return;
+      const verdict = judge(member.epoch, member.lastId, page);
+      let entries = page.entries;
+      let more = entries.length >= this.options.pageSize;
+      if (verdict.reset) {
+        const start = await this.restart(topic, verdict.reset, page);
+        if (conn.closed) return;
+        member.setPosition(start.epoch, start.id);
+        const data = JSON.stringify({ topics: [topic], reason: verdict.reset });
+        conn.writeEvent(encodeEventBody(RESET_EVENT, data));
+        this.stats.resets++;
+        entries = start.entries;
+        more = start.more;
+      }
+      if (!this.writeEntries(member, entries)) continue;
+      if (!more) return;
+    }
+  }
+
+  /** Delivers what the member buffered while catching up, then hands it to the channel. */
+  private async goLive(member: Member): Promise<void> {
+    for (let rounds = 0; rounds < 1000; rounds++) {
+      if (member.conn.closed) return;
+      let gap = false;
+      while (member.buffer.length > 0) {
+        const event = member.buffer[0] as StoredEvent;
+        if (event.epoch === member.epoch && compareIds(event.id, member.lastId) <= 0) {
+          member.buffer.shift();
+        } else if (event.epoch === member.epoch && event.prev === member.lastId) {
+          member.buffer.shift();
+          member.setPosition(event.epoch, event.id);
+          member.conn.writeEvent(encodeEventBody(event.event, event.data));
+          this.stats.delivered++;
+        } else {
+          gap = true;
+          break;
+        }
+      }
+      if (!gap) {
+        // Synchronous from the last buffered event to here: nothing can slip in between.
+        member.buffer = [];
+        member.bufferBytes = 0;
+        const channel = member.channel;
+        channel.pending.delete(member);
+        if (member.conn.members.length === 1) channel.solo.add(member.conn);
+        else channel.multi.add(member);
+        member.live = true;
+        return;
+      }
+      await this.fill(member);
+    }
+    throw new Error(`stream on ${member.channel.topic} could not catch up`);
+  }
+
+  private drop(conn: Connection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.connections.delete(conn);
+    for (const member of conn.members) {
+      const channel = member.channel;
+      channel.solo.delete(conn);
+      channel.multi.delete(member);
+      channel.pending.delete(member);
+      member.buffer = [];
+      this.release(channel);
+    }
+  }
+
+  /** Drops a connection whose send queue is over the bound. */
+  tooSlow(conn: Connection): void {
+    if (conn.closed) return;
+    this.stats.slowDisconnects++;
+    this.options.logger.info(
+      { topics: conn.topics, queued: conn.sink.bufferedBytes },
+      'slow client disconnected',
+    );
+    conn.sink.destroy();
+    this.drop(conn);
+  }
+
+  private sweep(): void {
+    this.clock = Date.now();
+    const quietSince = this.clock - this.options.heartbeatMs;
+    for (const conn of this.connections) {
+      if (conn.begun && conn.lastWrite <= quietSince) conn.write(HEARTBEAT);
+    }
+  }
+
+  private onLinkDown(reason: string): void {
+    if (!this.linkUp) return;
+    this.linkUp = false;
+    this.options.logger.warn({ reason }, 'engine link down; streams kept, repairing on return');
+    for (const channel of this.channels.values()) {
+      channel.state = 'repairing';
+      channel.needsRepair = true;
+    }
+  }
+
+  private onLinkUp(): void {
+    this.linkUp = true;
+    this.options.logger.info({ channels: this.channels.size }, 'engine link up; repairing gaps');
+    for (const channel of this.channels.values()) {
+      if (channel.needsRepair) {
+        channel.needsRepair = false;
+        void this.repair(channel);
+      }
+    }
+  }
+}
+
+interface Plan {
+  reset: ResetReason | undefined;
+  entries: StoredEvent[];
+  more: boolean;
+}
+
+interface Start {
+  epoch: string;
+  id: StreamId;
+  entries: StoredEvent[];
+  more: boolean;
+}
+
+/**
+ * Whether history after (epoch, after) can be delivered as it is: same epoch, not ahead of the
+ * stream, and the first entry after it chains on (otherwise entries in between were trimmed).
+ */
+function judge(epoch: string, after: StreamId, page: HistoryPage): { reset?: ResetReason } {
+  if (page.epoch !== epoch) return { reset: 'history-lost' };
+  const cmp = compareIds(after, page.lastId);
+  if (cmp > 0) return { reset: 'cursor-unknown' };
+  const first = page.entries[0];
+  if (first ? first.prev !== after : cmp < 0) return { reset: 'history-trimmed' };
+  return {};
+}
+
+class Channel {
+  refs = 0;
+  epoch = '';
+  lastId: StreamId = ZERO_ID;
+  state: 'starting' | 'live' | 'repairing' = 'starting';
+  /** Live events that arrived while starting or repairing. */
+  buffer: StoredEvent[] = [];
+  /** Live single-topic connections: they all get the very same frame. */
+  readonly solo = new Set<Connection>();
+  /** Live members of multi-topic connections: same body, per-connection cursor. */
+  readonly multi = new Set<Member>();
+  /** Members still catching up: they hold live events until they are done. */
+  readonly pending = new Set<Member>();
+  ready: Promise<void> = Promise.resolve();
+  repairing = false;
+  needsRepair = false;
+  closed = false;
+  broken = false;
+
+  constructor(readonly topic: string) {}
+}
+
+/** One topic of one connection. */
+class Member {
+  epoch = '';
+  lastId: StreamId = ZERO_ID;
+  /** This topic's part of the connection cursor, `.<epoch>.<ms>.<seq>`. */
+  suffix = '';
+  buffer: StoredEvent[] = [];
+  bufferBytes = 0;
+  live = false;
+
+  constructor(
+    readonly conn: Connection,
+    readonly channel: Channel,
+    readonly index: number,
+  ) {}
+
+  setPosition(epoch: string, id: StreamId): void {
+    this.epoch = epoch;
+    this.lastId = id;
+    this.suffix = positionSuffix({ epoch, id });
+  }
+
+  /** Keeps a live event until the member is caught up; too much of it means a slow client. */
+  hold(event: StoredEvent): void {
+    this.buffer.push(event);
+    this.bufferBytes += event.data.length + 64;
+    if (this.bufferBytes > this.conn.hub.options.maxQueueBytes) this.conn.hub.tooSlow(this.conn);
+  }
+}
+
+class Connection {
+  readonly members: Member[] = [];
+  begun = false;
+  closed = false;
+  lastWrite = 0;
+
+  constructor(
+    readonly hub: Hub,
+    readonly sink: Sink,
+    readonly topics: readonly string[],
+  ) {}
+
+  begin(preamble = ''): void {
+    this.begun = true;
+    this.sink.begin();
+    this.write(encodeRetry(this.hub.options.retryMs) + preamble);
+  }
+
+  /** The cursor covering every topic of this connection, as it stands. */
+  cursor(): string {
+    return formatCursor(this.members.map((m) => m.suffix));
+  }
+
+  write(chunk: Buffer | string): void {
+    if (this.closed) return;
+    this.sink.write(chunk);
+    this.lastWrite = this.hub.clock;
+    if (this.sink.bufferedBytes > this.hub.options.maxQueueBytes) this.hub.tooSlow(this);
+  }
+
+  /** Writes an event body under this connection's current cursor. */
+  writeEvent(body: string): void {
+    this.write(`id: ${this.cursor()}\n${body}`);
+  }
+}

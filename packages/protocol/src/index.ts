@@ -1,0 +1,5 @@
+export * from './errors';
+export * from './names';
+export * from './stream-id';
+export * from './cursor';
+export * from './frame';

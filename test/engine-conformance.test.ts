@@ -1,0 +1,249 @@
+import { MemoryEngine, type Engine, type RetentionOptions } from '@streamcast/engine';
+import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import { Hub } from '@streamcast/hub';
+import { parseCursor } from '@streamcast/protocol';
+import { MemorySink, sleep, testPrefix, testRedisUrl, waitFor } from '@streamcast/testing';
+import Redis from 'ioredis';
+
+/**
+ * The delivery guarantees of API.md, checked the same way against every engine: the hub gives
+ * them once, on top of each engine's publish / read / listen.
+ */
+interface EngineKind {
+  name: string;
+  make(retention: RetentionOptions): { engine: Engine; close(): Promise<void> };
+}
+
+const kinds: EngineKind[] = [
+  {
+    name: 'memory',
+    make: (retention) => {
+      const engine = new MemoryEngine(retention);
+      return { engine, close: () => engine.close() };
+    },
+  },
+  {
+    name: 'redis',
+    make: (retention) => {
+      const client = new Redis(testRedisUrl(), redisClientOptions());
+      const engine = new RedisEngine({ client, keyPrefix: testPrefix(), retention });
+      return {
+        engine,
+        close: async () => {
+          await engine.close();
+          client.disconnect();
+        },
+      };
+    },
+  },
+];
+
+describe.each(kinds)('$name engine', (kind) => {
+  let hub: Hub;
+  let engine: Engine;
+  let closeEngine: () => Promise<void>;
+  const sinks: MemorySink[] = [];
+
+  async function setUp(retention: RetentionOptions = { maxLen: 1000, maxAgeS: 86400 }) {
+    const made = kind.make(retention);
+    engine = made.engine;
+    closeEngine = made.close;
+    hub = new Hub(engine, { heartbeatMs: 60_000, maxQueueBytes: 256 * 1024, pageSize: 50 });
+    await hub.start();
+  }
+
+  async function subscribe(topics: string[], cursor?: string): Promise<MemorySink> {
+    const sink = new MemorySink();
+    sinks.push(sink);
+    await hub.subscribe(sink, [...new Set(topics)].sort(), cursor ? parseCursor(cursor) : undefined);
+    return sink;
+  }
+
+  const publish = (topic: string, data: unknown, event = 'message') =>
+    hub.publish(topic, event, JSON.stringify(data));
+
+  afterEach(async () => {
+    for (const sink of sinks.splice(0)) sink.close();
+    await hub.close();
+    await closeEngine();
+  });
+
+  it('delivers live events in publish order with the ids that publish returned', async () => {
+    await setUp();
+    const sink = await subscribe(['prices']);
+    expect(sink.begun).toBe(true);
+    expect(sink.retries).toEqual([3000]);
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await publish('prices', { i }, 'tick'));
+    await sink.waitForEvents(20);
+    expect(sink.data()).toEqual([...Array(20).keys()].map((i) => ({ i })));
+    expect(sink.events.map((e) => e.event)).toEqual(Array(20).fill('tick'));
+    expect(sink.events.map((e) => e.id)).toEqual(ids);
+  });
+
+  it('resumes after a cursor with every later event exactly once, then continues live', async () => {
+    await setUp();
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push(await publish('feed', { i }));
+    const sink = await subscribe(['feed'], ids[3]);
+    await sink.waitForEvents(6);
+    await publish('feed', { i: 10 });
+    await sink.waitForEvents(7);
+    await sleep(50);
+    expect(sink.data()).toEqual([4, 5, 6, 7, 8, 9, 10].map((i) => ({ i })));
+    expect(sink.resets()).toEqual([]);
+  });
+
+  it('hands over from history to live without gap or duplicate under continuous publishing', async () => {
+    await setUp();
+    let stop = false;
+    let published = 0;
+    const ids: string[] = [];
+    const publisher = (async () => {
+      while (!stop) {
+        ids.push(await publish('busy', { seq: published }));
+        published++;
+        if (published % 20 === 0) await sleep(1);
+      }
+    })();
+    await waitFor(() => published >= 100, '100 events published');
+    const starts = [10, 40, 80];
+    const resumed = await Promise.all(starts.map((n) => subscribe(['busy'], ids[n])));
+    await sleep(200);
+    stop = true;
+    await publisher;
+    for (const [k, sink] of resumed.entries()) {
+      const first = (starts[k] as number) + 1;
+      await sink.waitForEvents(published - first);
+      await sleep(20);
+      const seqs = sink.data<{ seq: number }>().map((d) => d.seq);
+      expect(seqs).toEqual([...Array(published - first).keys()].map((i) => i + first));
+    }
+  });
+
+  it('keeps per-topic order on a multi-topic stream and resumes every topic from one id', async () => {
+    await setUp();
+    const sink = await subscribe(['b', 'a']);
+    for (let i = 0; i < 5; i++) {
+      await publish('a', { t: 'a', i });
+      await publish('b', { t: 'b', i });
+    }
+    await sink.waitForEvents(10);
+    const cursor = sink.lastId as string;
+    sink.close();
+    for (let i = 5; i < 8; i++) {
+      await publish('b', { t: 'b', i });
+      await publish('a', { t: 'a', i });
+    }
+    const resumed = await subscribe(['a', 'b'], cursor);
+    await resumed.waitForEvents(6);
+    await sleep(50);
+    const got = resumed.data<{ t: string; i: number }>();
+    expect(got.filter((d) => d.t === 'a').map((d) => d.i)).toEqual([5, 6, 7]);
+    expect(got.filter((d) => d.t === 'b').map((d) => d.i)).toEqual([5, 6, 7]);
+    expect(resumed.resets()).toEqual([]);
+  });
+
+  it('starts topics the cursor does not cover live, and resumes the covered one', async () => {
+    await setUp();
+    const first = await publish('a', { n: 1 });
+    await publish('a', { n: 2 });
+    await publish('z', { n: 'old' });
+    // A single-topic id covers index 0, which is 'a' in the sorted list [a, z].
+    const sink = await subscribe(['a', 'z'], first);
+    await sink.waitForEvents(1);
+    await publish('z', { n: 'new' });
+    await sink.waitForEvents(2);
+    expect(sink.data()).toEqual([{ n: 2 }, { n: 'new' }]);
+  });
+
+  it('sends reset history-trimmed when the cursor is older than what history keeps', async () => {
+    await setUp({ maxLen: 5, maxAgeS: 0 });
+    const first = await publish('trim', { i: 0 });
+    // MAXLEN ~ trims whole stream nodes (100 entries) in Redis: publish well past that.
+    for (let i = 1; i < 400; i++) await publish('trim', { i });
+    const sink = await subscribe(['trim'], first);
+    await sink.waitForEvents(1);
+    expect(sink.resets()).toEqual([{ topics: ['trim'], reason: 'history-trimmed' }]);
+    // No partial replay: only what comes after the reset.
+    await publish('trim', { i: 400 });
+    await sink.waitForEvents(2);
+    await sleep(50);
+    expect(sink.data()).toEqual([{ i: 400 }]);
+    // The reset's id is the connection's cursor: resuming from it does not reset again.
+    const again = await subscribe(['trim'], sink.events[0]?.id);
+    await again.waitForEvents(1);
+    expect(again.resets()).toEqual([]);
+    expect(again.data()).toEqual([{ i: 400 }]);
+  });
+
+  it('sends reset history-lost for a cursor from another epoch, then everything in this one', async () => {
+    await setUp();
+    const real = await publish('lost', { i: 0 });
+    await publish('lost', { i: 1 });
+    const foreign = real.replace(/^1~0\.[0-9a-z]+\./, '1~0.zzzzzz.');
+    const sink = await subscribe(['lost'], foreign);
+    await sink.waitForEvents(3);
+    expect(sink.resets()).toEqual([{ topics: ['lost'], reason: 'history-lost' }]);
+    expect(sink.data()).toEqual([{ i: 0 }, { i: 1 }]);
+  });
+
+  it('sends reset cursor-unknown for a position ahead of the stream or another format', async () => {
+    await setUp();
+    const id = await publish('ahead', { i: 0 });
+    const ahead = id.replace(/\.[0-9a-z]+\.[0-9a-z]+$/, '.zzzzzzzz.0');
+    const sink = await subscribe(['ahead'], ahead);
+    const other = await subscribe(['ahead'], '9~whatever');
+    await sink.waitForEvents(1);
+    await other.waitForEvents(1);
+    expect(sink.resets()).toEqual([{ topics: ['ahead'], reason: 'cursor-unknown' }]);
+    expect(other.resets()).toEqual([{ topics: ['ahead'], reason: 'cursor-unknown' }]);
+    await publish('ahead', { i: 1 });
+    await sink.waitForEvents(2);
+    expect(sink.data()).toEqual([{ i: 1 }]);
+  });
+
+  it('carries data with newlines and unicode unchanged', async () => {
+    await setUp();
+    const sink = await subscribe(['text']);
+    const data = { text: 'line one\nline two\r\nline three\rend', emoji: '😀 ünïcödé 中文', nul: '\u0000' };
+    await publish('text', data);
+    await publish('text', 'plain string');
+    await publish('text', null);
+    await sink.waitForEvents(3);
+    expect(sink.data()).toEqual([data, 'plain string', null]);
+  });
+
+  it('leaves nothing behind after 1,000 connect/disconnect cycles', async () => {
+    await setUp();
+    for (let round = 0; round < 100; round++) {
+      const batch = await Promise.all(
+        [...Array(10).keys()].map((i) => subscribe([`churn-${i % 3}`, 'churn-shared'])),
+      );
+      if (round % 10 === 0) await publish('churn-shared', { round });
+      for (const sink of batch) sink.close();
+      sinks.length = 0;
+    }
+    await waitFor(() => hub.connectionCount === 0 && hub.channelCount === 0, 'hub to be empty');
+    if (engine instanceof RedisEngine) expect(engine.listenedCount).toBe(0);
+  });
+
+  it('cuts off a consumer that stops reading, and leaves the others alone', async () => {
+    await setUp();
+    const slow = await subscribe(['firehose']);
+    const fast = await subscribe(['firehose']);
+    await publish('firehose', { i: -1 });
+    await slow.waitForEvents(1);
+    slow.stuckBytes = 1; // from now on nothing it is sent leaves its queue
+    const big = 'x'.repeat(4096);
+    for (let i = 0; i < 100; i++) await publish('firehose', { i, big });
+    await fast.waitForEvents(101);
+    expect(slow.destroyed).toBe(true);
+    expect(hub.stats.slowDisconnects).toBe(1);
+    expect(hub.connectionCount).toBe(1);
+    // It resumes losslessly from the last id it did receive.
+    const resumed = await subscribe(['firehose'], slow.lastId);
+    await resumed.waitForEvents(100);
+    expect(resumed.data<{ i: number }>().map((d) => d.i)).toEqual([...Array(100).keys()]);
+  });
+});
