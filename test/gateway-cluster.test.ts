@@ -64,6 +64,21 @@ describe('two gateways on one Redis', () => {
     }
   });
 
+  it('holds one Redis subscription per topic per gateway, however many clients listen', async () => {
+    const listeners = await Promise.all(
+      [...Array(20).keys()].map((i) => open(`${i % 2 ? a.url : b.url}/events?topic=popular`)),
+    );
+    const redis = new Redis(testRedisUrl());
+    try {
+      const [, count] = (await redis.pubsub('NUMSUB', `${prefix}:{popular}:live`)) as [string, number];
+      expect(count).toBe(2);
+    } finally {
+      redis.disconnect();
+    }
+    await publishHttp(a.url, 'popular', undefined, 'all of you');
+    await Promise.all(listeners.map((l) => l.waitForEvents(1)));
+  });
+
   it('keeps publish order per topic on a multi-topic stream fed from both gateways', async () => {
     const client = await open(`${b.url}/events?topic=m1&topic=m2&topic=m1`);
     for (let i = 0; i < 30; i++) {
