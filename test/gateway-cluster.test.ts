@@ -199,6 +199,15 @@ describe('two gateways on one Redis', () => {
     }
   });
 
+  it('delivers an event as large as the body limit to a client that reads', async () => {
+    const client = await open(`${a.url}/events?topic=large`);
+    const big = 'ü'.repeat(500_000); // 1,000,000 bytes of UTF-8, as much as MAX_QUEUE_BYTES
+    await publishHttp(b.url, 'large', 'big', { big });
+    await client.waitForEvents(1);
+    expect(JSON.parse(client.events[0]?.data as string)).toEqual({ big });
+    expect(client.ended).toBe(false);
+  });
+
   it('refuses bad input with the right status and code, and disturbs nobody', async () => {
     const witness = await open(`${b.url}/events?topic=witness`);
     const long = 'x'.repeat(201);

@@ -132,7 +132,7 @@ export class Hub {
       for (let i = 0; i < conn.members.length; i++) {
         const member = conn.members[i] as Member;
         const plan = plans[i] as Plan;
-        const complete = this.writeEntries(member, plan.entries);
+        const complete = await this.writeEntries(member, plan.entries);
         if (!complete || plan.more) await this.fill(member);
         await this.goLive(member);
         if (conn.closed) return;
@@ -403,13 +403,17 @@ export class Hub {
     }
   }
 
-  /** Writes history entries that chain on from the member's position; false if the chain broke. */
-  private writeEntries(member: Member, entries: StoredEvent[]): boolean {
+  /**
+   * Writes history entries that chain on from the member's position, pausing while the client
+   * drains; false if the chain broke (or the connection closed).
+   */
+  private async writeEntries(member: Member, entries: StoredEvent[]): Promise<boolean> {
+    const conn = member.conn;
     for (const e of entries) {
-      if (member.conn.closed) return false;
-      if (e.prev !== member.lastId) return false;
+      if (conn.sink.bufferedBytes > this.options.maxQueueBytes / 2) await conn.sink.drained();
+      if (conn.closed || e.prev !== member.lastId) return false;
       member.setPosition(e.epoch, e.id);
-      member.conn.writeEvent(encodeEventBody(e.event, e.data));
+      conn.writeEvent(encodeEventBody(e.event, e.data));
       this.stats.delivered++;
     }
     return true;
@@ -438,7 +442,7 @@ export class Hub {
         entries = start.entries;
         more = start.more;
       }
-      if (!this.writeEntries(member, entries)) continue;
+      if (!(await this.writeEntries(member, entries))) continue;
       if (!more) return;
     }
   }
@@ -637,9 +641,14 @@ class Connection {
 
   write(chunk: Buffer | string): void {
     if (this.closed) return;
+    // Checked before writing: a queue already past the bound means the client is behind. One
+    // frame may take it past the bound, so an event larger than the bound still goes out.
+    if (this.sink.bufferedBytes > this.hub.options.maxQueueBytes) {
+      this.hub.tooSlow(this);
+      return;
+    }
     this.sink.write(chunk);
     this.lastWrite = this.hub.clock;
-    if (this.sink.bufferedBytes > this.hub.options.maxQueueBytes) this.hub.tooSlow(this);
   }
 
   /** Writes an event body under this connection's current cursor. */
