@@ -6,6 +6,7 @@ import { streamcast } from '@streamcast/http';
 import { Hub } from '@streamcast/hub';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { seedRoutes } from './seed-routes';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -55,5 +56,6 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     maxTopics: config.MAX_TOPICS,
     maxBodyBytes: config.MAX_BODY_BYTES,
   });
+  await app.register(seedRoutes);
   return { app, hub, engine };
 }

@@ -1,0 +1,144 @@
+import type { RetentionOptions } from '@streamcast/engine';
+import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import { validateEvent } from '@streamcast/events';
+import type { Hub } from '@streamcast/hub';
+import { assertTopic, normalizeEventName, singleTopicCursor } from '@streamcast/protocol';
+import Redis from 'ioredis';
+
+/**
+ * Publishes events, wherever the broadcaster runs: into an in-process hub (`npm start`, an
+ * embedding app), straight into Redis (producers and workers beside a cluster), or to a remote
+ * gateway over `POST /publish`. Every producer and CLI goes through this.
+ */
+export interface Publisher {
+  readonly target: 'hub' | 'redis' | 'http';
+  /** Stores and fans out one event; resolves to its id (a single-topic cursor). */
+  publish(topic: string, event: string, data: unknown): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface PublisherOptions {
+  /** Publish into this in-process hub. */
+  hub?: Hub;
+  /** Publish straight into this Redis (what gateways read). */
+  redisUrl?: string;
+  /** Redis key prefix, as the gateways' REDIS_PREFIX. @default 'sse' */
+  keyPrefix?: string;
+  /** History retention, as the gateways' HISTORY_MAX_LEN / HISTORY_MAX_AGE_S. */
+  retention?: RetentionOptions;
+  /** Publish through this gateway's `POST /publish`. */
+  gatewayUrl?: string;
+  /** Bearer token for `gatewayUrl`. */
+  token?: string;
+  /** Check payloads of the seed's topics against @streamcast/events. @default true */
+  validate?: boolean;
+  /** Give up on a publish after this long. @default 5000 */
+  timeoutMs?: number;
+}
+
+/** A refused or failed publish, with the API's error code when the gateway gave one. */
+export class PublishError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'PublishError';
+  }
+}
+
+export async function createPublisher(options: PublisherOptions): Promise<Publisher> {
+  const validate = options.validate ?? true;
+  const check = (topic: string, event: string, data: unknown): [string, string] => {
+    assertTopic(topic);
+    const name = normalizeEventName(event);
+    if (data === undefined) throw new PublishError('data is required (it may be null)', 'DATA_MISSING');
+    if (validate) {
+      try {
+        validateEvent(topic, name, data);
+      } catch (err) {
+        throw new PublishError(`invalid ${name} on ${topic}: ${(err as Error).message}`, 'BODY_INVALID');
+      }
+    }
+    return [name, JSON.stringify(data)];
+  };
+
+  if (options.hub) {
+    const hub = options.hub;
+    return {
+      target: 'hub',
+      publish: (topic, event, data) => {
+        const [name, json] = check(topic, event, data);
+        return hub.publish(topic, name, json);
+      },
+      close: async () => {},
+    };
+  }
+
+  if (options.redisUrl) {
+    const client = new Redis(
+      options.redisUrl,
+      redisClientOptions({ connectionName: 'sse-publisher', commandTimeout: options.timeoutMs ?? 5000 }),
+    );
+    client.on('error', () => {
+      // ioredis reconnects by itself; a publish meanwhile fails and says why.
+    });
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      client.once('end', () => reject(new PublishError(`cannot reach ${options.redisUrl}`, 'NOT_READY')));
+    });
+    const engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention: options.retention });
+    return {
+      target: 'redis',
+      publish: async (topic, event, data) => {
+        const [name, json] = check(topic, event, data);
+        try {
+          return singleTopicCursor(await engine.publish(topic, name, json));
+        } catch (err) {
+          throw new PublishError(`not stored: ${(err as Error).message}`, 'NOT_READY');
+        }
+      },
+      close: async () => {
+        client.disconnect();
+      },
+    };
+  }
+
+  if (options.gatewayUrl) {
+    const url = new URL('/publish', options.gatewayUrl).toString();
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const timeoutMs = options.timeoutMs ?? 5000;
+    return {
+      target: 'http',
+      publish: async (topic, event, data) => {
+        const [name] = check(topic, event, data);
+        let res: Response;
+        try {
+          res = await fetch(url, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ topic, event: name, data }),
+            signal: AbortSignal.timeout(timeoutMs),
+          });
+        } catch (err) {
+          throw new PublishError(`cannot reach ${url}: ${(err as Error).message}`, 'NOT_READY');
+        }
+        const body = (await res.json().catch(() => ({}))) as {
+          id?: string;
+          error?: { code: string; message: string };
+        };
+        if (res.status === 200 && typeof body.id === 'string') return body.id;
+        throw new PublishError(
+          body.error?.message ?? `gateway answered ${res.status}`,
+          body.error?.code ?? 'HTTP_ERROR',
+          res.status,
+        );
+      },
+      close: async () => {},
+    };
+  }
+
+  throw new PublishError('no target: give hub, redisUrl or gatewayUrl', 'NO_TARGET');
+}
