@@ -128,7 +128,11 @@ export class Hub {
       const plans = await Promise.all(conn.members.map((m) => this.place(m, cursor)));
       if (conn.closed) return;
       conn.begin(preamble);
-      this.writeResets(conn, plans);
+      if (!this.writeResets(conn, plans)) {
+        // An id with no data sets the browser's Last-Event-ID without firing an event: a
+        // client that drops before its first event still resumes from here, not live.
+        conn.write(`id: ${conn.cursor()}\n\n`);
+      }
       for (let i = 0; i < conn.members.length; i++) {
         const member = conn.members[i] as Member;
         const plan = plans[i] as Plan;
@@ -318,6 +322,7 @@ export class Hub {
     }
     for (const member of channel.pending) member.hold(event);
     this.stats.delivered += delivered;
+    this.settleWaiting(channel);
   }
 
   private resetChannel(channel: Channel, reason: ResetReason, epoch: string, id: StreamId): void {
@@ -338,6 +343,7 @@ export class Hub {
     }
     this.stats.resets += channel.solo.size + channel.multi.size;
     this.options.logger.warn({ topic: channel.topic, reason }, 'history gap; streams reset');
+    this.settleWaiting(channel);
   }
 
   // ---- connections ---------------------------------------------------------------------------
@@ -389,7 +395,8 @@ export class Hub {
     return { epoch: page.epoch, id: page.lastId, entries: [], more: false };
   }
 
-  private writeResets(conn: Connection, plans: Plan[]): void {
+  /** Writes one reset per reason for the topics that need it; false if there were none. */
+  private writeResets(conn: Connection, plans: Plan[]): boolean {
     const byReason = new Map<ResetReason, string[]>();
     plans.forEach((plan, i) => {
       if (!plan.reset) return;
@@ -401,6 +408,7 @@ export class Hub {
       conn.writeEvent(encodeEventBody(RESET_EVENT, JSON.stringify({ topics, reason })));
       this.stats.resets++;
     }
+    return byReason.size > 0;
   }
 
   /**
@@ -447,39 +455,70 @@ export class Hub {
     }
   }
 
-  /** Delivers what the member buffered while catching up, then hands it to the channel. */
+  /**
+   * Finishes a member's catch-up: delivers what it buffered, then hands it to the channel. If
+   * the channel has not yet delivered up to the member's position (its live messages are still
+   * in flight), the member waits, buffering, and dispatch() completes the hand-over once the
+   * channel reaches it: going live earlier would deliver those in-flight events twice.
+   */
   private async goLive(member: Member): Promise<void> {
     for (let rounds = 0; rounds < 1000; rounds++) {
       if (member.conn.closed) return;
-      let gap = false;
-      while (member.buffer.length > 0) {
-        const event = member.buffer[0] as StoredEvent;
-        if (event.epoch === member.epoch && compareIds(event.id, member.lastId) <= 0) {
-          member.buffer.shift();
-        } else if (event.epoch === member.epoch && event.prev === member.lastId) {
-          member.buffer.shift();
-          member.setPosition(event.epoch, event.id);
-          member.conn.writeEvent(encodeEventBody(event.event, event.data));
-          this.stats.delivered++;
-        } else {
-          gap = true;
-          break;
-        }
-      }
-      if (!gap) {
-        // Synchronous from the last buffered event to here: nothing can slip in between.
-        member.buffer = [];
-        member.bufferBytes = 0;
-        const channel = member.channel;
-        channel.pending.delete(member);
-        if (member.conn.members.length === 1) channel.solo.add(member.conn);
-        else channel.multi.add(member);
-        member.live = true;
+      const step = this.tryGoLive(member);
+      if (step === 'live') return;
+      if (step === 'wait') {
+        member.waiting = true;
         return;
       }
       await this.fill(member);
     }
     throw new Error(`stream on ${member.channel.topic} could not catch up`);
+  }
+
+  /** Synchronous, so nothing can slip in between the last buffered event and going live. */
+  private tryGoLive(member: Member): 'live' | 'wait' | 'gap' {
+    while (member.buffer.length > 0) {
+      const event = member.buffer[0] as StoredEvent;
+      if (event.epoch === member.epoch && compareIds(event.id, member.lastId) <= 0) {
+        member.buffer.shift();
+      } else if (event.epoch === member.epoch && event.prev === member.lastId) {
+        member.buffer.shift();
+        member.setPosition(event.epoch, event.id);
+        member.conn.writeEvent(encodeEventBody(event.event, event.data));
+        this.stats.delivered++;
+      } else {
+        return 'gap';
+      }
+    }
+    const channel = member.channel;
+    if (channel.epoch !== member.epoch) return 'gap';
+    const cmp = compareIds(member.lastId, channel.lastId);
+    if (cmp > 0) return 'wait';
+    if (cmp < 0) return 'gap';
+    member.buffer = [];
+    member.bufferBytes = 0;
+    member.waiting = false;
+    channel.pending.delete(member);
+    if (member.conn.members.length === 1) channel.solo.add(member.conn);
+    else channel.multi.add(member);
+    member.live = true;
+    return 'live';
+  }
+
+  /** After the channel moved: members waiting for it go live, or catch up again. */
+  private settleWaiting(channel: Channel): void {
+    if (channel.pending.size === 0) return;
+    for (const member of [...channel.pending]) {
+      if (!member.waiting || member.conn.closed) continue;
+      const step = this.tryGoLive(member);
+      if (step === 'gap') {
+        member.waiting = false;
+        this.goLive(member).catch((err) => {
+          this.options.logger.warn({ err, topic: channel.topic }, 'stream ended while catching up');
+          member.conn.sink.end();
+        });
+      }
+    }
   }
 
   private drop(conn: Connection): void {
@@ -595,6 +634,8 @@ class Member {
   buffer: StoredEvent[] = [];
   bufferBytes = 0;
   live = false;
+  /** Caught up, waiting for the channel to deliver up to this member's position. */
+  waiting = false;
 
   constructor(
     readonly conn: Connection,
