@@ -1,16 +1,19 @@
+import {
+  createBroadcaster,
+  publishToHub,
+  type Broadcaster,
+  type BroadcasterOptions,
+} from '@streamcast/broadcaster';
 import type { Hub } from '@streamcast/hub';
 import {
   BodyInvalid,
   BodyTooLarge,
-  DataMissing,
   Internal,
   NotFound,
   NotReady,
   PublishForbidden,
   UnsupportedMediaType,
-  assertTopic,
   errorBody,
-  normalizeEventName,
 } from '@streamcast/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -18,8 +21,16 @@ import { isLoopback } from './loopback';
 import { createMetrics } from './metrics';
 import { readStreamRequest, serveStream, type ServeOptions } from './stream';
 
-export interface StreamcastOptions {
-  hub: Hub;
+/**
+ * Where the plugin gets its broadcaster, first match wins: `hub` (a started hub the caller owns,
+ * as the gateway does), `broadcaster` (from `createBroadcaster`, owned by the caller), else one
+ * it creates from the broadcaster options below and closes with the app: on `redis`, or on
+ * `redisUrl`, or on the host's `fastify.redis` when `@fastify/redis` was registered first, or
+ * else on the in-process memory engine.
+ */
+export interface StreamcastOptions extends BroadcasterOptions {
+  hub?: Hub;
+  broadcaster?: Broadcaster;
   /** Most distinct topics one stream may ask for. @default 32 */
   maxTopics?: number;
   /** Largest accepted request body. @default 1048576 */
@@ -32,6 +43,12 @@ export interface StreamcastOptions {
   publish?: boolean;
   /** Register GET /healthz, /readyz and /metrics. @default true */
   operations?: boolean;
+  /**
+   * Answer every error of the app, and unknown routes (404 NOT_FOUND), in the API's JSON shape.
+   * Turn off in a host app that has its own error or not-found handler: `reply.sse` errors then
+   * reach that handler (each has a 4xx `statusCode` and a stable `code`). @default true
+   */
+  errorHandler?: boolean;
 }
 
 declare module 'fastify' {
@@ -44,17 +61,32 @@ declare module 'fastify' {
     sse(topics: readonly unknown[], options?: ServeOptions): Promise<void>;
   }
   interface FastifyInstance {
-    streamcast: { hub: Hub; draining: boolean };
+    streamcast: {
+      hub: Hub;
+      draining: boolean;
+      /**
+       * Publishes from the host app: validated like `POST /publish`, resolves to the event's id
+       * once stored; NOT_READY while the engine cannot store.
+       */
+      publish(topic: string, event: string | undefined, data: unknown): Promise<string>;
+    };
   }
 }
+
+type RedisClient = NonNullable<BroadcasterOptions['redis']>;
 
 const PUBLISH_FIELDS = new Set(['topic', 'event', 'data']);
 
 async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOptions) {
-  const { hub } = options;
+  const hub = await resolveHub(fastify, options);
   const maxTopics = options.maxTopics ?? 32;
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
-  const state = { hub, draining: false };
+  const state = {
+    hub,
+    draining: false,
+    publish: (topic: string, event: string | undefined, data: unknown) =>
+      publishToHub(hub, topic, event, data, publishTimeoutMs),
+  };
   fastify.decorate('streamcast', state);
 
   fastify.decorateReply('sse', async function sse(
@@ -73,19 +105,21 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     await serveStream(hub, this.raw, request, serveOptions);
   });
 
-  fastify.setErrorHandler((error: FastifyError, request, reply) => {
-    const mapped = mapError(error, options.maxBodyBytes ?? 1024 * 1024);
-    if (mapped.statusCode >= 500 && mapped.code !== 'NOT_READY') {
-      request.log.error({ err: error }, 'request failed');
-    }
-    if (mapped.retryAfter) reply.header('retry-after', mapped.retryAfter);
-    reply.code(mapped.statusCode).send(errorBody(mapped.code, mapped.message));
-  });
+  if (options.errorHandler !== false) {
+    fastify.setErrorHandler((error: FastifyError, request, reply) => {
+      const mapped = mapError(error, options.maxBodyBytes ?? 1024 * 1024);
+      if (mapped.statusCode >= 500 && mapped.code !== 'NOT_READY') {
+        request.log.error({ err: error }, 'request failed');
+      }
+      if (mapped.retryAfter) reply.header('retry-after', mapped.retryAfter);
+      reply.code(mapped.statusCode).send(errorBody(mapped.code, mapped.message));
+    });
 
-  fastify.setNotFoundHandler((request, reply) => {
-    const err = new NotFound(request.method, request.url.split('?')[0]);
-    reply.code(404).send(errorBody(err.code, err.message));
-  });
+    fastify.setNotFoundHandler((request, reply) => {
+      const err = new NotFound(request.method, request.url.split('?')[0]);
+      reply.code(404).send(errorBody(err.code, err.message));
+    });
+  }
 
   // End open streams before the server waits for its connections to finish.
   fastify.addHook('preClose', async () => {
@@ -111,17 +145,8 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
         if (!PUBLISH_FIELDS.has(key)) throw new BodyInvalid(`unknown field ${JSON.stringify(key)}`);
       }
       const { topic, event, data } = body as Record<string, unknown>;
-      assertTopic(topic);
-      const eventName = normalizeEventName(event);
-      if (!('data' in body)) throw new DataMissing();
-      if (!hub.isReady()) throw new NotReady('the engine link is down');
-      const id = await withTimeout(
-        hub.publish(topic, eventName, JSON.stringify(data)),
-        publishTimeoutMs,
-      ).catch((err: Error) => {
-        throw new NotReady(err.message);
-      });
-      return { id };
+      // A JSON body has no undefined values: a missing "data" is what publishToHub refuses.
+      return { id: await publishToHub(hub, topic, event, data, publishTimeoutMs) };
     });
   }
 
@@ -140,20 +165,34 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not stored within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
+/** The hub the plugin serves, created (and closed with the app) unless the caller gave one. */
+async function resolveHub(fastify: FastifyInstance, options: StreamcastOptions): Promise<Hub> {
+  if (options.hub) return options.hub;
+  if (options.broadcaster) return options.broadcaster.hub;
+  const redis = options.redis ?? (options.redisUrl ? undefined : hostRedis(fastify));
+  const broadcaster = await createBroadcaster({
+    ...options,
+    redis,
+    logger: options.logger ?? fastify.log.child({ component: 'streamcast' }),
   });
+  // Streams were ended in preClose; this closes the engine and any connection it opened.
+  fastify.addHook('onClose', async () => {
+    await broadcaster.close();
+  });
+  return broadcaster.hub;
+}
+
+/** The client `@fastify/redis` decorated the host with, if it was registered before us. */
+function hostRedis(fastify: FastifyInstance): RedisClient | undefined {
+  if (!fastify.hasDecorator('redis')) return undefined;
+  const candidate = (fastify as unknown as { redis?: Partial<RedisClient> }).redis;
+  if (typeof candidate?.duplicate !== 'function' || typeof candidate.defineCommand !== 'function') {
+    throw new Error(
+      'streamcast: fastify.redis is not an ioredis client (a namespaced @fastify/redis?); ' +
+        'pass the client to use as the `redis` option',
+    );
+  }
+  return candidate as RedisClient;
 }
 
 interface MappedError {

@@ -10,6 +10,9 @@ export class ResponseSink implements Sink {
     private readonly res: ServerResponse,
     private readonly headers: Record<string, string> = {},
   ) {
+    // The client may be gone already (it left while the host's middleware or an async
+    // topics lookup ran): no 'close' would follow, so the hub must learn it here.
+    this.closed = res.destroyed;
     res.once('close', () => {
       this.closed = true;
     });

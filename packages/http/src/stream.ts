@@ -4,8 +4,10 @@ import {
   CursorInvalid,
   STREAM_HEADERS,
   encodeRetry,
+  errorBody,
   normalizeTopics,
   parseCursor,
+  type ErrorBody,
   type ParsedCursor,
 } from '@streamcast/protocol';
 import { ResponseSink } from './response-sink';
@@ -58,6 +60,13 @@ export async function serveStream(
   request: StreamRequest,
   options: ServeOptions = {},
 ): Promise<void> {
+  if (res.req?.method === 'HEAD') {
+    // A HEAD response carries no body: answer the headers and end, rather than hold a stream
+    // that could never deliver anything (Express and Fastify route HEAD to GET handlers).
+    res.writeHead(200, { ...STREAM_HEADERS, ...options.headers });
+    res.end();
+    return;
+  }
   const sink = new ResponseSink(res, options.headers);
   try {
     await hub.subscribe(sink, request.topics, request.cursor, options.preamble);
@@ -67,4 +76,25 @@ export async function serveStream(
       res.end(encodeRetry(hub.options.retryMs));
     }
   }
+}
+
+/** A request refused with one of the API's codes, as status and JSON body. */
+export interface Refusal {
+  statusCode: number;
+  body: ErrorBody;
+}
+
+/**
+ * The API answer for an error thrown while reading a stream request: our 4xx errors (and any
+ * error carrying a 4xx `statusCode` and an upper-case `code`, such as `new ParamInvalid(…)`
+ * thrown by a host's topic lookup) become their status and `{"error": {"code", "message"}}`.
+ * Anything else is not the client's fault: undefined, for the host's error handling.
+ */
+export function refusalOf(err: unknown): Refusal | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { statusCode, code, message } = err as Record<string, unknown>;
+  if (typeof statusCode !== 'number' || statusCode < 400 || statusCode >= 500) return undefined;
+  if (typeof code !== 'string' || !/^[A-Z][A-Z_]+$/.test(code)) return undefined;
+  if (code.startsWith('FST_')) return undefined;
+  return { statusCode, body: errorBody(code, typeof message === 'string' ? message : code) };
 }

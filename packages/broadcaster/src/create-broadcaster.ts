@@ -1,0 +1,115 @@
+import {
+  DEFAULT_RETENTION,
+  MemoryEngine,
+  type Engine,
+  type RetentionOptions,
+} from '@streamcast/engine';
+import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import { Hub, type HubOptions, type Logger } from '@streamcast/hub';
+import Redis from 'ioredis';
+import { publishToHub } from './publish';
+
+export interface BroadcasterOptions {
+  /**
+   * An ioredis client to share, e.g. `fastify.redis` from `@fastify/redis`. The broadcaster
+   * duplicates it once for pub/sub and never closes it: its owner does. Create it with
+   * `redisClientOptions()` so that commands fail fast while Redis is unreachable.
+   */
+  redis?: Redis;
+  /** Connect to this Redis (`redis://`, `rediss://`); closed with the broadcaster. */
+  redisUrl?: string;
+  /** Prefix of every Redis key and channel, as the gateways' `REDIS_PREFIX`. @default 'sse' */
+  keyPrefix?: string;
+  /** History kept per topic. @default { maxLen: 1000, maxAgeS: 86400 } */
+  retention?: Partial<RetentionOptions>;
+  /** Reconnection delay sent to clients as the first `retry:` line. @default 3000 */
+  retryMs?: number;
+  /** A stream silent this long gets a heartbeat comment. @default 15000 */
+  heartbeatMs?: number;
+  /** Unsent bytes a stream may queue before it is dropped (it resumes). @default 1048576 */
+  maxQueueBytes?: number;
+  /** A publish not stored after this long fails with NOT_READY. @default 5000 */
+  publishTimeoutMs?: number;
+  /** A pino-like logger (`fastify.log` fits). @default silent */
+  logger?: Logger;
+}
+
+/**
+ * The broadcaster inside a host application: the engine (Redis, or in-process memory when no
+ * Redis is given), the hub that serves streams from it, and publishing.
+ */
+export interface Broadcaster {
+  readonly hub: Hub;
+  readonly engine: Engine;
+  /**
+   * Stores an event and sends it to every subscriber of `topic`, in this process and in every
+   * other one on the same Redis. `event` defaults to `message`; `data` is any JSON value
+   * (`null` included). Resolves to the event's id once stored. Throws TOPIC_INVALID,
+   * EVENT_INVALID, EVENT_RESERVED or DATA_MISSING for bad input (nothing reaches Redis), and
+   * NOT_READY while the engine cannot store.
+   */
+  publish(topic: string, event: string | undefined, data: unknown): Promise<string>;
+  /** True while streams can be served and events published. */
+  isReady(): boolean;
+  /** Ends every open stream and disconnects what the broadcaster opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds and starts a broadcaster: Redis engine when `redis` or `redisUrl` is given, memory
+ * engine otherwise (one process only). Resolves once it can serve.
+ */
+export async function createBroadcaster(options: BroadcasterOptions = {}): Promise<Broadcaster> {
+  const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...defined(options.retention ?? {}) };
+  let owned: Redis | undefined;
+  let engine: Engine;
+  const client = options.redis ?? (options.redisUrl ? newClient(options.redisUrl) : undefined);
+  if (client && !options.redis) owned = client;
+  if (client) {
+    engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention });
+  } else {
+    engine = new MemoryEngine(retention);
+  }
+  const hubOptions: Partial<HubOptions> = defined({
+    retryMs: options.retryMs,
+    heartbeatMs: options.heartbeatMs,
+    maxQueueBytes: options.maxQueueBytes,
+    logger: options.logger,
+  });
+  const hub = new Hub(engine, hubOptions);
+  try {
+    await hub.start();
+  } catch (err) {
+    await engine.close().catch(() => {});
+    owned?.disconnect();
+    throw err;
+  }
+  const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
+  let closed = false;
+  return {
+    hub,
+    engine,
+    publish: (topic, event, data) => publishToHub(hub, topic, event, data, publishTimeoutMs),
+    isReady: () => hub.isReady(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await hub.close();
+      await engine.close();
+      owned?.disconnect();
+    },
+  };
+}
+
+function newClient(url: string): Redis {
+  const client = new Redis(url, redisClientOptions({ connectionName: 'sse-broadcaster' }));
+  client.on('error', () => {
+    // ioredis reconnects by itself; the hub learns about the link from the engine.
+  });
+  return client;
+}
+
+/** Drops undefined fields, so that they do not override defaults when spread. */
+function defined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

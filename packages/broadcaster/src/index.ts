@@ -1,0 +1,3 @@
+export * from './create-broadcaster';
+export * from './publish';
+export { redisClientOptions } from '@streamcast/engine-redis';

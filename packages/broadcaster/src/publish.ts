@@ -1,0 +1,50 @@
+import type { Hub } from '@streamcast/hub';
+import {
+  BodyInvalid,
+  DataMissing,
+  NotReady,
+  assertTopic,
+  normalizeEventName,
+} from '@streamcast/protocol';
+
+/**
+ * Validates and publishes one event through `hub`, as `POST /publish` does: bad input throws
+ * the protocol's 400 errors before anything reaches the engine; an event not stored within
+ * `timeoutMs` (or an engine that cannot store) throws NOT_READY, never a false success.
+ */
+export async function publishToHub(
+  hub: Hub,
+  topic: unknown,
+  event: unknown,
+  data: unknown,
+  timeoutMs: number,
+): Promise<string> {
+  assertTopic(topic);
+  const eventName = normalizeEventName(event);
+  if (data === undefined) throw new DataMissing();
+  // Throws on cycles and BigInt: a bug of the caller, reported as it is.
+  const json = JSON.stringify(data) as string | undefined;
+  if (json === undefined) throw new BodyInvalid('"data" is not a JSON value');
+  if (!hub.isReady()) throw new NotReady('the engine link is down');
+  try {
+    return await withTimeout(hub.publish(topic, eventName, json), timeoutMs);
+  } catch (err) {
+    throw new NotReady((err as Error).message);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not stored within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,0 +1,76 @@
+import type { Broadcaster } from '@streamcast/broadcaster';
+import { readStreamRequest, refusalOf, serveStream, type StreamRequest } from '@streamcast/http';
+import type { Hub } from '@streamcast/hub';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+/** `P` types `req.params`: `sse<{ symbol: string }>({ … })`. */
+export interface SseOptions<P = Request['params']> {
+  /** What serves the stream: made by `createBroadcaster` (or give its `hub`). */
+  broadcaster?: Pick<Broadcaster, 'hub'>;
+  hub?: Hub;
+  /**
+   * The topics of this request. Throw an error with a 4xx `statusCode` and an upper-case `code`
+   * (e.g. `new ParamInvalid(…)` from `@streamcast/protocol`) to refuse the request with it.
+   * @default the request's `?topic=` parameters, as the gateway's `/events`
+   */
+  topics?: (req: Request<P>) => readonly unknown[] | Promise<readonly unknown[]>;
+  /** Written right after the `retry:` line, before any event: a greeting, for instance. */
+  preamble?: string | ((req: Request<P>) => string | undefined);
+  /** Extra response headers (CORS and the like); headers the app set before also stay. */
+  headers?: Record<string, string>;
+  /** Most distinct topics one stream may ask for. @default 32 */
+  maxTopics?: number;
+}
+
+/**
+ * An Express handler that answers the request as an event stream on the broadcaster, with the
+ * gateway's framing, heartbeats, resume (`Last-Event-ID` header, else `lastEventId` query
+ * parameter), reset and limits. Bad input is refused before anything reaches the engine, with
+ * the API's `{"error": {"code", "message"}}` and its 4xx status.
+ *
+ * ```ts
+ * app.get('/api/stocks/:symbol', sse<{ symbol: string }>({
+ *   broadcaster,
+ *   topics: (req) => [`stocks/${req.params.symbol.toUpperCase()}`],
+ * }));
+ * ```
+ */
+export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandler<P> {
+  const hub = options.hub ?? options.broadcaster?.hub;
+  if (!hub) throw new TypeError('sse(): give `broadcaster` (from createBroadcaster) or `hub`');
+  const maxTopics = options.maxTopics ?? 32;
+
+  return async function sseHandler(
+    req: Request<P>,
+    res: Response,
+    next: NextFunction,
+  ): Promise<void> {
+    let request: StreamRequest;
+    try {
+      // The raw query string, not req.query: the app's query parser may turn repeated or
+      // bracketed parameters into objects, and a cursor given twice must be refused.
+      const query = new URLSearchParams(rawQuery(req.url));
+      const topics = options.topics ? await options.topics(req) : query.getAll('topic');
+      const cursors = query.getAll('lastEventId');
+      request = readStreamRequest(
+        topics,
+        req.headers['last-event-id'],
+        cursors.length > 1 ? cursors : cursors[0],
+        maxTopics,
+      );
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (!refusal) return next(err);
+      res.status(refusal.statusCode).json(refusal.body);
+      return;
+    }
+    const preamble =
+      typeof options.preamble === 'function' ? options.preamble(req) : options.preamble;
+    await serveStream(hub, res, request, { headers: options.headers, preamble });
+  };
+}
+
+function rawQuery(url: string): string {
+  const at = url.indexOf('?');
+  return at === -1 ? '' : url.slice(at + 1);
+}
