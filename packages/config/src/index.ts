@@ -71,6 +71,8 @@ export const gatewayEnv = {
   MAX_TOPICS: int('MAX_TOPICS', 1, 1000, 32),
   MAX_BODY_BYTES: int('MAX_BODY_BYTES', 64, 100 * 1024 * 1024, 1024 * 1024),
   MAX_QUEUE_BYTES: int('MAX_QUEUE_BYTES', 1024, 1024 * 1024 * 1024, 1024 * 1024),
+  PROBE_INTERVAL_MS: int('PROBE_INTERVAL_MS', 100, 60_000, 1000),
+  PROBE_TIMEOUT_MS: int('PROBE_TIMEOUT_MS', 100, 60_000, 3000),
 };
 
 export const gatewaySchema = z.object(gatewayEnv);

@@ -23,6 +23,15 @@ export interface RedisEngineOptions {
   /** Prefix of every key and channel. @default 'sse' */
   keyPrefix?: string;
   retention?: RetentionOptions;
+  /**
+   * End-to-end liveness probe: every `intervalMs` the engine publishes to a channel of its own
+   * and expects its subscriber connection to receive it within `timeoutMs`. Otherwise (a
+   * stalled link, a subscription Redis forgot) it reports linkDown, rebuilds its connections and
+   * resubscribes, and the hub repairs the gap from history. @default { intervalMs: 1000, timeoutMs: 3000 }
+   */
+  probe?: { intervalMs: number; timeoutMs: number };
+  /** Receives the engine's warnings. */
+  onWarning?: (message: string, detail?: object) => void;
 }
 
 /** Connection options every client of the broadcaster's Redis should use. */
@@ -82,6 +91,16 @@ export class RedisEngine implements Engine {
   private linkDown = false;
   private started = false;
   private closed = false;
+  private readonly probeChannel: string;
+  private readonly probeOptions: { intervalMs: number; timeoutMs: number };
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probeSeq = 0;
+  /** Sequence number of the probe in flight (0: none) and when it was sent. */
+  private probePending = 0;
+  private probeSentAt = 0;
+  /** Whether the in-flight probe's PUBLISH came back, and to how many subscribers. */
+  private probePublished: number | undefined;
+  private readonly warn: (message: string, detail?: object) => void;
 
   constructor(options: RedisEngineOptions) {
     this.client = options.client;
@@ -97,6 +116,9 @@ export class RedisEngine implements Engine {
       });
     }
     this.scripts = this.client as unknown as Scripts;
+    this.probeChannel = `${this.prefix}:probe:${newEpoch()}`;
+    this.probeOptions = options.probe ?? { intervalMs: 1000, timeoutMs: 3000 };
+    this.warn = options.onWarning ?? (() => {});
   }
 
   setHandlers(handlers: EngineHandlers): void {
@@ -122,7 +144,10 @@ export class RedisEngine implements Engine {
     subscriber.on('close', () => this.onSubscriberClose());
     subscriber.on('ready', () => void this.onSubscriberReady());
     await waitReady(subscriber);
+    await subscriber.subscribe(this.probeChannel);
     this.started = true;
+    this.probeTimer = setInterval(() => this.probe(), this.probeOptions.intervalMs);
+    this.probeTimer.unref();
   }
 
   async publish(topic: string, event: string, data: string): Promise<PublishResult> {
@@ -184,6 +209,7 @@ export class RedisEngine implements Engine {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     this.listened.clear();
     const subscriber = this.subscriber;
     if (subscriber) {
@@ -198,12 +224,56 @@ export class RedisEngine implements Engine {
     return this.listened.size;
   }
 
+  /** One probe step: check the probe in flight, or send the next one. */
+  private probe(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.probePending !== 0) {
+      // Redis answered the PUBLISH with 0 receivers: it no longer knows our subscription.
+      const forgotten = this.probePublished === 0;
+      if (forgotten || now - this.probeSentAt > this.probeOptions.timeoutMs) {
+        this.probeFailed(forgotten ? 'probe reached no subscriber' : 'probe timed out');
+      }
+      return;
+    }
+    if (this.linkDown || this.subscriber?.status !== 'ready') return; // reconnecting already
+    this.probePending = ++this.probeSeq;
+    this.probeSentAt = now;
+    this.probePublished = undefined;
+    const seq = this.probeSeq;
+    this.client.publish(this.probeChannel, String(seq)).then(
+      (receivers) => {
+        if (this.probePending === seq) this.probePublished = receivers;
+      },
+      () => {
+        // No answer: the timeout above decides.
+      },
+    );
+  }
+
+  private probeFailed(reason: string): void {
+    const commandLinkStuck = this.probePublished === undefined;
+    this.probePending = 0;
+    this.warn('redis liveness probe failed; rebuilding connections', { reason, commandLinkStuck });
+    if (!this.linkDown) {
+      this.linkDown = true;
+      this.handlers?.linkDown(reason);
+    }
+    // Drop and redo the connections: ioredis reconnects, 'ready' resubscribes, linkUp repairs.
+    this.subscriber?.disconnect(true);
+    if (commandLinkStuck) this.client.disconnect(true);
+  }
+
   private requireSubscriber(): Redis {
     if (!this.subscriber) throw new Error('engine not started');
     return this.subscriber;
   }
 
   private onMessage(channel: string, message: string): void {
+    if (channel === this.probeChannel) {
+      if (Number(message) === this.probePending) this.probePending = 0;
+      return;
+    }
     const topic = topicOfChannel(this.prefix, channel);
     if (topic === undefined || !this.listened.has(topic)) return;
     const event = parseLive(topic, message);
@@ -221,7 +291,7 @@ export class RedisEngine implements Engine {
     const subscriber = this.requireSubscriber();
     try {
       const channels = [...this.listened].map((t) => topicKeys(this.prefix, t).live);
-      if (channels.length > 0) await subscriber.subscribe(...channels);
+      await subscriber.subscribe(this.probeChannel, ...channels);
     } catch {
       return; // the connection dropped again; the next 'ready' retries
     }

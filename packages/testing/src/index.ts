@@ -5,3 +5,4 @@ export * from './sse-client';
 export * from './gateway-process';
 export * from './env';
 export * from './memory-sink';
+export * from './fault-proxy';

@@ -120,11 +120,17 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/** Loaded only when a Docker engine may be there: it is heavy, and most runs have none. */
+function loadTestcontainers(): typeof import('testcontainers') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('testcontainers') as typeof import('testcontainers');
+}
+
 async function dockerAnswers(): Promise<boolean> {
   const host = process.env.DOCKER_HOST;
   if (!host && !existsSync('/var/run/docker.sock')) return false;
   try {
-    const { getContainerRuntimeClient } = await import('testcontainers');
+    const { getContainerRuntimeClient } = loadTestcontainers();
     await Promise.race([
       getContainerRuntimeClient(),
       sleep(5000).then(() => Promise.reject(new Error('docker did not answer'))),
@@ -146,7 +152,7 @@ export async function provideRedis(): Promise<TestRedis> {
     return { url: fromEnv, port, source: 'env', stop: async () => {} };
   }
   if (await dockerAnswers()) {
-    const { GenericContainer, Wait } = await import('testcontainers');
+    const { GenericContainer, Wait } = loadTestcontainers();
     const container = await new GenericContainer('redis:7-alpine')
       .withExposedPorts(6379)
       .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
