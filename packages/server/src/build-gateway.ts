@@ -27,6 +27,8 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     logController: new LogController({ disableRequestLogging: true }),
     // Streams are ended in preClose; whatever is left must not hold the process.
     forceCloseConnections: true,
+    // A HEAD on a stream route would otherwise open a stream that can carry no body.
+    exposeHeadRoutes: false,
   });
   const retention = { maxLen: config.HISTORY_MAX_LEN, maxAgeS: config.HISTORY_MAX_AGE_S };
   let engine: Engine;
@@ -37,7 +39,13 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     });
     const engineLog = log.child({ component: 'engine-redis' });
     app.redis.on('error', (err: Error) => engineLog.debug({ err }, 'redis connection error'));
-    engine = new RedisEngine({ client: app.redis, keyPrefix: config.REDIS_PREFIX, retention });
+    engine = new RedisEngine({
+      client: app.redis,
+      keyPrefix: config.REDIS_PREFIX,
+      retention,
+      probe: { intervalMs: config.PROBE_INTERVAL_MS, timeoutMs: config.PROBE_TIMEOUT_MS },
+      onWarning: (message, detail) => engineLog.warn(detail ?? {}, message),
+    });
   } else {
     engine = new MemoryEngine(retention);
   }

@@ -1,0 +1,62 @@
+import { gatewayEnv, loadEnvOrExit } from '@streamcast/config';
+import { producerNames, startAll, type ProducerName } from '@streamcast/producers';
+import { createPublisher } from '@streamcast/publisher';
+import { buildGateway, listenUntilSignalled } from '@streamcast/server';
+import { z } from 'zod';
+
+/**
+ * `npm start`: the whole product in one process, nothing to install: one gateway (the
+ * embedded memory engine unless REDIS_URL is set) and every producer publishing into it.
+ */
+const schema = z.object({
+  ...gatewayEnv,
+  PRODUCERS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const text = raw === undefined || raw === '' ? 'all' : raw;
+      if (text === 'all') return producerNames;
+      if (text === 'none') return [];
+      const names = text.split(',').map((n) => n.trim());
+      for (const name of names) {
+        if (!(producerNames as string[]).includes(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `PRODUCERS must be all, none or a comma list of ${producerNames.join(', ')} (got ${JSON.stringify(raw)})`,
+          });
+          return z.NEVER;
+        }
+      }
+      return names as ProducerName[];
+    }),
+});
+
+async function main(): Promise<void> {
+  const config = loadEnvOrExit(schema);
+  const { app, hub, engine } = await buildGateway(config);
+  const publisher = await createPublisher({ hub });
+  const log = app.log.child({ component: 'producers' });
+  const producers = startAll(
+    publisher,
+    {},
+    {
+      only: config.PRODUCERS,
+      log: (msg) => log.info(msg),
+      onError: (err, name) => log.warn({ err, producer: name }, 'publish failed'),
+    },
+  );
+  await listenUntilSignalled(app, {
+    port: config.PORT,
+    host: config.HOST,
+    beforeClose: () => producers.stop(),
+  });
+  app.log.info(
+    { engine: engine.kind, port: config.PORT, producers: config.PRODUCERS },
+    `streamcast running: http://localhost:${config.PORT}/events?topic=events`,
+  );
+}
+
+main().catch((err) => {
+  process.stderr.write(`streamcast: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+export * from './build-gateway';
+export * from './seed-routes';
+export * from './run';
