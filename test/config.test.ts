@@ -19,6 +19,7 @@ describe('configuration', () => {
       MAX_TOPICS: 32,
       MAX_BODY_BYTES: 1048576,
       MAX_QUEUE_BYTES: 1048576,
+      DRAIN_S: 10,
       PROBE_INTERVAL_MS: 1000,
       PROBE_TIMEOUT_MS: 3000,
     });

@@ -4,8 +4,13 @@ import { buildGateway, listenUntilSignalled } from '@streamcast/server';
 /** `npm run gateway`: one gateway process, nothing else. */
 async function main(): Promise<void> {
   const config = loadEnvOrExit(gatewaySchema);
-  const { app, engine } = await buildGateway(config);
-  await listenUntilSignalled(app, { port: config.PORT, host: config.HOST });
+  const { app, engine, hub } = await buildGateway(config);
+  await listenUntilSignalled(app, {
+    port: config.PORT,
+    host: config.HOST,
+    drainMs: config.DRAIN_S * 1000,
+    drain: (ms) => hub.drain(ms),
+  });
   app.log.info({ engine: engine.kind, port: config.PORT }, 'gateway ready');
 }
 

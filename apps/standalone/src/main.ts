@@ -48,6 +48,8 @@ async function main(): Promise<void> {
   await listenUntilSignalled(app, {
     port: config.PORT,
     host: config.HOST,
+    drainMs: config.DRAIN_S * 1000,
+    drain: (ms) => hub.drain(ms),
     beforeClose: () => producers.stop(),
   });
   app.log.info(

@@ -44,6 +44,7 @@ export class Hub {
   private readonly channels = new Map<string, Channel>();
   private readonly connections = new Set<Connection>();
   private linkUp = true;
+  private draining = false;
   private timer: NodeJS.Timeout | undefined;
   /** Coarse clock for heartbeats, advanced by the sweep: no Date.now() per write. */
   clock = Date.now();
@@ -75,7 +76,38 @@ export class Hub {
 
   /** True while events can be published and streams served. */
   isReady(): boolean {
-    return this.linkUp && this.engine.isReady();
+    return !this.draining && this.linkUp && this.engine.isReady();
+  }
+
+  /** True once drain() began: no new streams, readiness 503. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Closes every stream, in batches spread over `windowMs`, so that clients reconnect through
+   * the balancer to other gateways without a stampede on one. Each stream is first sent a
+   * short, jittered `retry:`. New streams are refused meanwhile (200 + `retry:` + close).
+   */
+  async drain(windowMs: number): Promise<void> {
+    this.draining = true;
+    const conns = [...this.connections];
+    for (let i = conns.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [conns[i], conns[j]] = [conns[j] as Connection, conns[i] as Connection];
+    }
+    const batches = Math.max(1, Math.min(conns.length, Math.floor(windowMs / 100)));
+    const perBatch = Math.ceil(conns.length / batches);
+    for (let b = 0; b * perBatch < conns.length; b++) {
+      for (const conn of conns.slice(b * perBatch, (b + 1) * perBatch)) {
+        if (conn.closed) continue;
+        conn.write(encodeRetry(100 + Math.floor(Math.random() * 900)));
+        conn.sink.end();
+      }
+      if ((b + 1) * perBatch < conns.length) {
+        await new Promise((resolve) => setTimeout(resolve, windowMs / batches));
+      }
+    }
   }
 
   /** Number of open streams. */
@@ -109,7 +141,9 @@ export class Hub {
     cursor?: ParsedCursor,
     preamble?: string,
   ): Promise<void> {
-    if (!this.isReady()) throw new NotReady('the engine link is down');
+    if (!this.isReady()) {
+      throw new NotReady(this.draining ? 'draining' : 'the engine link is down');
+    }
     const conn = new Connection(this, sink, topics);
     this.connections.add(conn);
     this.stats.connectionsOpened++;

@@ -3,13 +3,18 @@ import type { FastifyInstance } from 'fastify';
 export interface RunOptions {
   port: number;
   host: string;
+  /** On SIGTERM, close open streams in batches over this many ms before stopping. @default 0 */
+  drainMs?: number;
+  /** Drains the open streams (hub.drain). */
+  drain?: (windowMs: number) => Promise<void>;
   /** Runs on SIGTERM/SIGINT before the server closes (stop producers, workers…). */
   beforeClose?: () => Promise<void>;
 }
 
 /**
- * Listens, then stops cleanly on SIGTERM or SIGINT: `beforeClose`, then the server (which ends
- * its streams), then exit 0; exit 1 if stopping fails.
+ * Listens, then stops cleanly on SIGTERM or SIGINT: `beforeClose`, then (SIGTERM only) a drain
+ * of the open streams over `drainMs`, then the server (which ends what is left), then exit 0;
+ * exit 1 if stopping fails. SIGINT (Ctrl-C at a terminal) skips the drain.
  */
 export async function listenUntilSignalled(app: FastifyInstance, options: RunOptions): Promise<void> {
   await app.listen({ port: options.port, host: options.host });
@@ -19,7 +24,9 @@ export async function listenUntilSignalled(app: FastifyInstance, options: RunOpt
     stopping = true;
     app.log.info({ signal }, 'stopping');
     (async () => {
+      const draining = signal === 'SIGTERM' && options.drain ? options.drain(options.drainMs ?? 0) : undefined;
       await options.beforeClose?.();
+      await draining;
       await app.close();
     })().then(
       () => process.exit(0),

@@ -33,6 +33,8 @@ export async function startGatewayProcess(
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
       LOG_LEVEL: 'warn',
+      // stop() is SIGTERM: no drain window unless a test asks for one.
+      DRAIN_S: '0',
       ...env,
       HOST: '127.0.0.1',
       PORT: String(port),
