@@ -154,7 +154,7 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     const metrics = createMetrics(hub);
     fastify.get('/healthz', async () => ({ status: 'ok' }));
     fastify.get('/readyz', async (_request, reply) => {
-      if (state.draining) throw new NotReady('draining');
+      if (state.draining || hub.isDraining) throw new NotReady('draining');
       if (!hub.isReady()) throw new NotReady('the engine link is down');
       return reply.send({ status: 'ready' });
     });
