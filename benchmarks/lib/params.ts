@@ -1,0 +1,75 @@
+/** Benchmark parameters, from the environment (see benchmarks/README.md). */
+export interface BenchParams {
+  /** SSE subscribers of the one fan-out topic. @default 1000 */
+  subscribers: number;
+  /** Measured seconds of the saturated fan-out run, per server. @default 10 */
+  seconds: number;
+  /** Events per second of the fixed-rate run. @default 50 */
+  rate: number;
+  /** Measured seconds of the fixed-rate run, per server. @default 5 */
+  rateSeconds: number;
+  /** Saturated run: events the publisher may be ahead of the slowest subscriber. @default 200 */
+  window: number;
+  /** Size of each event's JSON data. @default 128 */
+  payloadBytes: number;
+  /** Publishes in flight at once. @default 32 */
+  concurrency: number;
+  /** Client processes holding the SSE connections. @default 2 */
+  clientProcesses: number;
+  /** Idle connections to hold open on one gateway. @default 10000 */
+  idleConnections: number;
+  /** Topics the idle connections are spread over. @default 100 */
+  idleTopics: number;
+  /** Seconds the idle connections stay idle before RSS is read. @default 5 */
+  idleSeconds: number;
+  /** Scenarios to run: fanout (streamcast), naive, idle. @default all */
+  only: Set<string>;
+}
+
+const SCENARIOS = ['fanout', 'naive', 'idle'];
+
+/** A bad parameter: reported as one line, without a stack. */
+export class ParamError extends Error {}
+
+function int(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+    throw new ParamError(`bench: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`);
+  }
+  return value;
+}
+
+export function readParams(): BenchParams {
+  const onlyRaw = process.env.BENCH_ONLY;
+  const only = new Set(
+    onlyRaw
+      ? onlyRaw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : SCENARIOS,
+  );
+  for (const name of only) {
+    if (!SCENARIOS.includes(name)) {
+      throw new ParamError(
+        `bench: BENCH_ONLY must list some of ${SCENARIOS.join(', ')} (got ${JSON.stringify(onlyRaw)})`,
+      );
+    }
+  }
+  return {
+    subscribers: int('BENCH_SUBSCRIBERS', 1000, 1, 15_000),
+    seconds: int('BENCH_SECONDS', 10, 1, 600),
+    rate: int('BENCH_RATE', 50, 1, 100_000),
+    rateSeconds: int('BENCH_RATE_SECONDS', 5, 1, 600),
+    window: int('BENCH_WINDOW', 200, 1, 100_000),
+    payloadBytes: int('BENCH_PAYLOAD_BYTES', 128, 64, 65_536),
+    concurrency: int('BENCH_CONCURRENCY', 32, 1, 1024),
+    clientProcesses: int('BENCH_CLIENT_PROCESSES', 2, 1, 32),
+    idleConnections: int('BENCH_IDLE_CONNECTIONS', 10_000, 1, 60_000),
+    idleTopics: int('BENCH_IDLE_TOPICS', 100, 1, 10_000),
+    idleSeconds: int('BENCH_IDLE_SECONDS', 5, 0, 600),
+    only,
+  };
+}

@@ -1,0 +1,64 @@
+import { cpus, release, totalmem, type } from 'node:os';
+import type { BenchContext } from './context';
+
+/** Lines that head every benchmark table: machine, runtime, pinning and parameters. */
+export function header(ctx: BenchContext): string {
+  const p = ctx.params;
+  const cpu = cpus();
+  const when = new Date().toISOString().replace('T', ' ').slice(0, 16);
+  const params = [
+    `BENCH_SUBSCRIBERS=${p.subscribers}`,
+    `BENCH_SECONDS=${p.seconds}`,
+    `BENCH_RATE=${p.rate}`,
+    `BENCH_RATE_SECONDS=${p.rateSeconds}`,
+    `BENCH_WINDOW=${p.window}`,
+    `BENCH_PAYLOAD_BYTES=${p.payloadBytes}`,
+    `BENCH_CONCURRENCY=${p.concurrency}`,
+    `BENCH_CLIENT_PROCESSES=${p.clientProcesses}`,
+    `BENCH_IDLE_CONNECTIONS=${p.idleConnections}`,
+    `BENCH_IDLE_TOPICS=${p.idleTopics}`,
+    `BENCH_IDLE_SECONDS=${p.idleSeconds}`,
+  ];
+  return [
+    `streamcast benchmarks, ${when} UTC`,
+    `machine  ${cpu[0]?.model.trim() ?? '?'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${type()} ${release()}`,
+    `runtime  Node ${process.version}, redis-server ${ctx.redisVersion}`,
+    `pinning  ${
+      ctx.pinned
+        ? 'core 0: the server under test alone; core 1: redis-server, client processes, publisher (taskset)'
+        : 'none (taskset missing or one core): every process shares every core'
+    }`,
+    `params   ${params.slice(0, 6).join(' ')}`,
+    `         ${params.slice(6).join(' ')}`,
+  ].join('\n');
+}
+
+/** A Markdown table: first column left-aligned, the others right-aligned. */
+export function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    `| ${cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+export function int(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-';
+}
+
+export function ms(us: number): string {
+  if (!Number.isFinite(us)) return '-';
+  const v = us / 1000;
+  return v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
+}
+
+export function pct(share: number): string {
+  // Tick accounting jitters by a percent or two: a share below 0 is 0.
+  return Number.isFinite(share) ? `${Math.max(0, Math.round(share * 100))}%` : '-';
+}
+
+export function mb(bytes: number): string {
+  return Number.isFinite(bytes) ? (bytes / 1e6).toFixed(1) : '-';
+}
