@@ -1,4 +1,5 @@
 export * from './sse';
+export { Authorizer, Guard, StreamCounter } from '@streamcast/http';
 export {
   createBroadcaster,
   redisClientOptions,

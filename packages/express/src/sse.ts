@@ -1,5 +1,14 @@
 import type { Broadcaster } from '@streamcast/broadcaster';
-import { readStreamRequest, refusalOf, serveStream, type StreamRequest } from '@streamcast/http';
+import {
+  bounceStream,
+  onResponseClose,
+  readStreamRequest,
+  refusalOf,
+  serveStream,
+  type Admission,
+  type Guard,
+  type StreamRequest,
+} from '@streamcast/http';
 import type { Hub } from '@streamcast/hub';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
@@ -20,6 +29,13 @@ export interface SseOptions<P = Request['params']> {
   headers?: Record<string, string>;
   /** Most distinct topics one stream may ask for. @default 32 */
   maxTopics?: number;
+  /**
+   * Authentication, topic claims and stream limits, as the gateway's (one `Guard` for the
+   * app, shared by its routes). The client IP is `req.ip` (Express's `trust proxy` applies);
+   * the token is read from `Authorization: Bearer`, the `sse_token` cookie or `?token=`.
+   * @default none: every topic open, no limits
+   */
+  guard?: Guard;
 }
 
 /**
@@ -46,6 +62,7 @@ export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandl
     next: NextFunction,
   ): Promise<void> {
     let request: StreamRequest;
+    let admission: Admission | undefined;
     try {
       // The raw query string, not req.query: the app's query parser may turn repeated or
       // bracketed parameters into objects, and a cursor given twice must be refused.
@@ -58,15 +75,37 @@ export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandl
         cursors.length > 1 ? cursors : cursors[0],
         maxTopics,
       );
+      if (options.guard) {
+        const tokens = query.getAll('token');
+        admission = await options.guard.admitStream(
+          {
+            headers: req.headers,
+            queryToken: tokens.length > 1 ? tokens : tokens[0],
+            ip: req.ip ?? req.socket.remoteAddress,
+          },
+          request.topics,
+        );
+      }
     } catch (err) {
+      if ((err as { code?: unknown }).code === 'NOT_READY') {
+        // The key set cannot be fetched: "try again", as while Redis is away.
+        bounceStream(res, hub.options.retryMs, options.headers);
+        return;
+      }
       const refusal = refusalOf(err);
       if (!refusal) return next(err);
+      if (refusal.retryAfter !== undefined) res.setHeader('retry-after', String(refusal.retryAfter));
       res.status(refusal.statusCode).json(refusal.body);
       return;
     }
+    if (admission) onResponseClose(res, admission.release);
     const preamble =
       typeof options.preamble === 'function' ? options.preamble(req) : options.preamble;
-    await serveStream(hub, res, request, { headers: options.headers, preamble });
+    await serveStream(hub, res, request, {
+      headers: options.headers,
+      preamble,
+      expiresAt: admission?.expiresAt,
+    });
   };
 }
 

@@ -4,6 +4,9 @@ import {
   type Broadcaster,
   type BroadcasterOptions,
 } from '@streamcast/broadcaster';
+import type { OutgoingHttpHeaders } from 'node:http';
+import cors from '@fastify/cors';
+import type { AuthRequest, Principal } from '@streamcast/auth';
 import type { Hub } from '@streamcast/hub';
 import {
   BodyInvalid,
@@ -11,15 +14,21 @@ import {
   Internal,
   NotFound,
   NotReady,
-  PublishForbidden,
   UnsupportedMediaType,
+  assertTopic,
   errorBody,
 } from '@streamcast/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { isLoopback } from './loopback';
+import { Guard, type Admission } from './guard';
 import { createMetrics } from './metrics';
-import { readStreamRequest, serveStream, type ServeOptions } from './stream';
+import {
+  bounceStream,
+  onResponseClose,
+  readStreamRequest,
+  serveStream,
+  type ServeOptions,
+} from './stream';
 
 /**
  * Where the plugin gets its broadcaster, first match wins: `hub` (a started hub the caller owns,
@@ -49,6 +58,18 @@ export interface StreamcastOptions extends BroadcasterOptions {
    * reach that handler (each has a 4xx `statusCode` and a stable `code`). @default true
    */
   errorHandler?: boolean;
+  /**
+   * Authentication, topic claims and limits, checked before a stream starts and before a
+   * publish's body is read (see `Guard`). @default no keys (subscribing open, publishing
+   * loopback only) and no limits
+   */
+  guard?: Guard;
+  /**
+   * Origins whose pages may use the API (CORS, with credentials for cookie-authenticated
+   * EventSource), as CORS_ORIGINS; exact `scheme://host[:port]`, never `*`. Also the origins
+   * trusted for cookie-authenticated writes. @default [] (no CORS headers)
+   */
+  corsOrigins?: readonly string[];
 }
 
 declare module 'fastify' {
@@ -76,6 +97,18 @@ declare module 'fastify' {
 type RedisClient = NonNullable<BroadcasterOptions['redis']>;
 
 const PUBLISH_FIELDS = new Set(['topic', 'event', 'data']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Headers set on the reply so far (by hooks such as CORS's), for a hijacked response. */
+function replyHeaders(reply: FastifyReply): OutgoingHttpHeaders {
+  return reply.getHeaders() as OutgoingHttpHeaders;
+}
+
+/** What the guard reads from a Fastify request. */
+function authRequestOf(request: FastifyRequest): AuthRequest {
+  const query = request.query as Record<string, unknown> | undefined;
+  return { headers: request.headers, queryToken: query?.token, ip: request.ip };
+}
 
 async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOptions) {
   const hub = await resolveHub(fastify, options);
@@ -88,6 +121,26 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       publishToHub(hub, topic, event, data, publishTimeoutMs),
   };
   fastify.decorate('streamcast', state);
+  const guard = options.guard ?? new Guard();
+  fastify.addHook('onClose', async () => guard.close());
+  const publishPrincipals = new WeakMap<FastifyRequest, Principal | undefined>();
+
+  if (options.corsOrigins && options.corsOrigins.length > 0) {
+    // An allowlist, reflected one origin at a time with credentials: never `*` with cookies.
+    await fastify.register(cors, {
+      origin: [...options.corsOrigins],
+      credentials: true,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['authorization', 'content-type', 'last-event-id', 'cache-control'],
+      maxAge: 600,
+    });
+  }
+
+  // Every write of the app (uploads too) before its body is read: no query token, and a
+  // cookie-authenticated write only from a trusted origin (CSRF).
+  fastify.addHook('onRequest', async (request) => {
+    if (!SAFE_METHODS.has(request.method)) guard.checkWrite(authRequestOf(request));
+  });
 
   fastify.decorateReply('sse', async function sse(
     this: FastifyReply,
@@ -101,8 +154,25 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       query?.lastEventId,
       maxTopics,
     );
+    let admission: Admission;
+    try {
+      admission = await guard.admitStream(authRequestOf(this.request), request.topics);
+    } catch (err) {
+      // The key set cannot be fetched: "try again" (EventSource would give up on a 503).
+      if ((err as { code?: unknown }).code !== 'NOT_READY') throw err;
+      this.hijack();
+      bounceStream(this.raw, hub.options.retryMs, { ...replyHeaders(this), ...serveOptions.headers });
+      return;
+    }
+    onResponseClose(this.raw, admission.release);
+    // Headers set by hooks (CORS) are the reply's; a hijacked reply would not send them.
+    const headers = { ...replyHeaders(this), ...serveOptions.headers };
     this.hijack();
-    await serveStream(hub, this.raw, request, serveOptions);
+    await serveStream(hub, this.raw, request, {
+      ...serveOptions,
+      headers,
+      expiresAt: admission.expiresAt,
+    });
   });
 
   if (options.errorHandler !== false) {
@@ -135,8 +205,11 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
   }
 
   if (options.publish !== false) {
-    fastify.post('/publish', async (request: FastifyRequest) => {
-      if (!isLoopback(request.socket.remoteAddress)) throw new PublishForbidden();
+    // Authenticated (and rate limited) before the body is read.
+    const admitPublish = async (request: FastifyRequest) => {
+      publishPrincipals.set(request, await guard.admitPublish(authRequestOf(request)));
+    };
+    fastify.post('/publish', { onRequest: admitPublish }, async (request: FastifyRequest) => {
       const body = request.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new BodyInvalid('must be a JSON object {"topic", "event"?, "data"}');
@@ -145,13 +218,18 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
         if (!PUBLISH_FIELDS.has(key)) throw new BodyInvalid(`unknown field ${JSON.stringify(key)}`);
       }
       const { topic, event, data } = body as Record<string, unknown>;
+      assertTopic(topic);
+      guard.assertPublish(publishPrincipals.get(request), topic);
       // A JSON body has no undefined values: a missing "data" is what publishToHub refuses.
       return { id: await publishToHub(hub, topic, event, data, publishTimeoutMs) };
     });
   }
 
   if (options.operations !== false) {
-    const metrics = createMetrics(hub);
+    const metrics = createMetrics(hub, guard, {
+      MAX_TOPICS: maxTopics,
+      MAX_BODY_BYTES: options.maxBodyBytes ?? 1024 * 1024,
+    });
     fastify.get('/healthz', async () => ({ status: 'ok' }));
     fastify.get('/readyz', async (_request, reply) => {
       if (state.draining || hub.isDraining) throw new NotReady('draining');
@@ -215,6 +293,11 @@ function mapError(error: FastifyError, maxBodyBytes: number): MappedError {
   }
   if (error.code === 'NOT_READY') {
     return { statusCode: 503, code: error.code, message: error.message, retryAfter: '1' };
+  }
+  const retryAfter = (error as { retryAfter?: unknown }).retryAfter;
+  if (typeof retryAfter === 'number' && error.code && /^[A-Z][A-Z_]+$/.test(error.code)) {
+    const { code, message } = error;
+    return { statusCode: status, code, message, retryAfter: String(retryAfter) };
   }
   if (error.code && /^[A-Z][A-Z_]+$/.test(error.code) && !error.code.startsWith('FST_')) {
     return { statusCode: status, code: error.code, message: error.message };

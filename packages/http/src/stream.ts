@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Hub } from '@streamcast/hub';
 import {
   CursorInvalid,
@@ -44,9 +44,11 @@ function pickCursor(header: string | string[] | undefined, query: unknown): stri
 
 export interface ServeOptions {
   /** Extra response headers (CORS and the like). */
-  headers?: Record<string, string>;
+  headers?: OutgoingHttpHeaders;
   /** Bytes written right after the `retry:` line, before any event (e.g. a greeting). */
   preamble?: string;
+  /** When the stream ends (its token expires), in ms since the epoch. */
+  expiresAt?: number;
 }
 
 /**
@@ -67,21 +69,44 @@ export async function serveStream(
     res.end();
     return;
   }
-  const sink = new ResponseSink(res, options.headers);
+  const sink = new ResponseSink(res, options.headers, options.expiresAt);
   try {
     await hub.subscribe(sink, request.topics, request.cursor, options.preamble);
   } catch {
-    if (!res.headersSent && !res.destroyed) {
-      res.writeHead(200, { ...STREAM_HEADERS, ...options.headers });
-      res.end(encodeRetry(hub.options.retryMs));
-    }
+    bounceStream(res, hub.options.retryMs, options.headers);
   }
+}
+
+/**
+ * The answer to a stream request while this process cannot serve it: 200 with only a `retry:`
+ * line, then the end, so that EventSource tries again (through the balancer, elsewhere) where
+ * a 503 would make it give up for good.
+ */
+export function bounceStream(
+  res: ServerResponse,
+  retryMs: number,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(200, { ...STREAM_HEADERS, ...headers });
+  res.end(encodeRetry(retryMs));
+}
+
+/**
+ * Runs `listener` once the response is gone, at once if it is already: the client may have
+ * left while the request was being authorised.
+ */
+export function onResponseClose(res: ServerResponse, listener: () => void): void {
+  if (res.destroyed || res.closed) listener();
+  else res.once('close', listener);
 }
 
 /** A request refused with one of the API's codes, as status and JSON body. */
 export interface Refusal {
   statusCode: number;
   body: ErrorBody;
+  /** Seconds, for a `Retry-After` header (429 answers). */
+  retryAfter?: number;
 }
 
 /**
@@ -96,5 +121,11 @@ export function refusalOf(err: unknown): Refusal | undefined {
   if (typeof statusCode !== 'number' || statusCode < 400 || statusCode >= 500) return undefined;
   if (typeof code !== 'string' || !/^[A-Z][A-Z_]+$/.test(code)) return undefined;
   if (code.startsWith('FST_')) return undefined;
-  return { statusCode, body: errorBody(code, typeof message === 'string' ? message : code) };
+  const refusal: Refusal = {
+    statusCode,
+    body: errorBody(code, typeof message === 'string' ? message : code),
+  };
+  const retryAfter = (err as { retryAfter?: unknown }).retryAfter;
+  if (typeof retryAfter === 'number') refusal.retryAfter = retryAfter;
+  return refusal;
 }

@@ -1,0 +1,4 @@
+export * from './patterns';
+export * from './auth-request';
+export * from './token-verifier';
+export * from './authorizer';

@@ -1,0 +1,3 @@
+export * from './keys';
+export * from './rate-limiter';
+export * from './stream-counter';
