@@ -6,7 +6,7 @@ import {
 } from '@streamcast/engine';
 import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
 import { Hub, type HubOptions, type Logger } from '@streamcast/hub';
-import Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import { publishToHub } from './publish';
 
 export interface BroadcasterOptions {
@@ -18,6 +18,12 @@ export interface BroadcasterOptions {
   redis?: Redis;
   /** Connect to this Redis (`redis://`, `rediss://`); closed with the broadcaster. */
   redisUrl?: string;
+  /**
+   * Or: ioredis options of the Redis to connect to, e.g. Sentinels from
+   * `redisConnectionOptions(env)` (`@streamcast/engine-redis`), to follow the master through a
+   * failover; closed with the broadcaster.
+   */
+  redisOptions?: RedisOptions;
   /** Prefix of every Redis key and channel, as the gateways' `REDIS_PREFIX`. @default 'sse' */
   keyPrefix?: string;
   /** History kept per topic. @default { maxLen: 1000, maxAgeS: 86400 } */
@@ -56,14 +62,18 @@ export interface Broadcaster {
 }
 
 /**
- * Builds and starts a broadcaster: Redis engine when `redis` or `redisUrl` is given, memory
+ * Builds and starts a broadcaster: Redis engine when `redis`, `redisUrl` or `redisOptions` is given, memory
  * engine otherwise (one process only). Resolves once it can serve.
  */
 export async function createBroadcaster(options: BroadcasterOptions = {}): Promise<Broadcaster> {
   const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...defined(options.retention ?? {}) };
   let owned: Redis | undefined;
   let engine: Engine;
-  const client = options.redis ?? (options.redisUrl ? newClient(options.redisUrl) : undefined);
+  const client =
+    options.redis ??
+    (options.redisUrl || options.redisOptions
+      ? newClient(options.redisUrl, options.redisOptions)
+      : undefined);
   if (client && !options.redis) owned = client;
   if (client) {
     engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention });
@@ -101,8 +111,9 @@ export async function createBroadcaster(options: BroadcasterOptions = {}): Promi
   };
 }
 
-function newClient(url: string): Redis {
-  const client = new Redis(url, redisClientOptions({ connectionName: 'sse-broadcaster' }));
+function newClient(url: string | undefined, options: RedisOptions | undefined): Redis {
+  const clientOptions = redisClientOptions({ connectionName: 'sse-broadcaster' });
+  const client = url ? new Redis(url, clientOptions) : new Redis({ ...options, ...clientOptions });
   client.on('error', () => {
     // ioredis reconnects by itself; the hub learns about the link from the engine.
   });

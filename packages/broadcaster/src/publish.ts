@@ -22,8 +22,7 @@ export async function publishToHub(
   assertTopic(topic);
   const eventName = normalizeEventName(event);
   if (data === undefined) throw new DataMissing();
-  // Throws on cycles and BigInt: a bug of the caller, reported as it is.
-  const json = JSON.stringify(data) as string | undefined;
+  const json = stringify(data);
   if (json === undefined) throw new BodyInvalid('"data" is not a JSON value');
   if (!hub.isReady()) throw new NotReady('the engine link is down');
   try {
@@ -47,4 +46,18 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * JSON text of `data`. Nesting too deep for JSON.stringify (a hostile body of 20,000 `[`
+ * parses, but overflows the stack here) is the client's fault: BODY_INVALID, not a 500.
+ * Cycles and BigInt still throw as they are: a bug of the calling code.
+ */
+function stringify(data: unknown): string | undefined {
+  try {
+    return JSON.stringify(data) as string | undefined;
+  } catch (err) {
+    if (err instanceof RangeError) throw new BodyInvalid('"data" is nested too deeply');
+    throw err;
+  }
 }

@@ -1,2 +1,3 @@
 export * from './keys';
 export * from './redis-engine';
+export * from './redis-connection';

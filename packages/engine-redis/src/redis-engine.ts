@@ -44,6 +44,9 @@ export function redisClientOptions(overrides: RedisOptions = {}): RedisOptions {
     // A publish whose reply was lost must not be sent twice behind the caller's back.
     autoResendUnfulfilledCommands: false,
     retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    // A master demoted to replica (a failover) refuses writes: reconnect, which finds the new
+    // master (through Sentinels or DNS); the write itself is not resent.
+    reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 1 : false),
     ...overrides,
   };
 }

@@ -40,6 +40,7 @@ export class Hub {
     slowDisconnects: 0,
     connectionsOpened: 0,
     gapRepairs: 0,
+    expired: 0,
   };
   private readonly channels = new Map<string, Channel>();
   private readonly connections = new Set<Connection>();
@@ -235,10 +236,24 @@ export class Hub {
       channel.buffer.push(event);
       return;
     }
+    const fromHistory = channel.fromHistory;
+    if (fromHistory && compareIds(event.id, channel.fromHistoryLast) > 0) {
+      // Live delivery has passed what the last repair read: no more of it can come in late.
+      channel.fromHistory = undefined;
+    }
     if (event.epoch === channel.epoch && event.prev === channel.lastId) {
       this.dispatch(channel, event);
+    } else if (event.epoch === channel.epoch && fromHistory?.has(event.id)) {
+      // Delivered from history by a repair while its live message was in flight: skip.
     } else if (event.epoch === channel.epoch && compareIds(event.id, channel.lastId) <= 0) {
-      // Already delivered (seen in history during a repair): skip.
+      // Older than what was delivered, yet not known as delivered: an entry of a history that
+      // replaced ours (a failover to a master whose clock is behind). Only history can tell.
+      this.options.logger.debug(
+        { topic: channel.topic, id: event.id },
+        'stale live event; checking history',
+      );
+      channel.buffer.push(event);
+      void this.repair(channel, false);
     } else {
       this.options.logger.warn(
         { topic: channel.topic, expected: channel.lastId, prev: event.prev },
@@ -273,12 +288,14 @@ export class Hub {
   /**
    * Reads what the channel missed from history and delivers it, then drains the live buffer.
    * On engine errors the channel stays in repair and is retried on the next linkUp.
+   * `counted`: a gap (sse_gap_repairs_total), not a check of a stale live event.
    */
-  private async repair(channel: Channel): Promise<void> {
+  private async repair(channel: Channel, counted = true): Promise<void> {
     if (channel.repairing) return;
     channel.repairing = true;
     channel.state = 'repairing';
-    this.stats.gapRepairs++;
+    if (counted) this.stats.gapRepairs++;
+    channel.fromHistory = undefined;
     try {
       for (let rounds = 0; ; rounds++) {
         if (channel.closed) return;
@@ -286,17 +303,17 @@ export class Hub {
         if (channel.closed) return;
         const verdict = judge(channel.epoch, channel.lastId, page);
         if (verdict.reset) {
-          // History behind what this gateway already delivered means it was lost.
+          // History behind what this gateway already delivered, or without it, means it was lost.
           const reason = verdict.reset === 'cursor-unknown' ? 'history-lost' : verdict.reset;
-          const start = await this.restart(channel.topic, verdict.reset, page);
+          const start = await this.restart(channel.topic, verdict, page);
           if (channel.closed) return;
           this.resetChannel(channel, reason, start.epoch, start.id);
-          for (const e of start.entries) this.dispatch(channel, e);
+          for (const e of start.entries) this.dispatchFromHistory(channel, e);
           if (start.more) continue;
         } else {
           for (const e of page.entries) {
             if (e.prev !== channel.lastId) break;
-            this.dispatch(channel, e);
+            this.dispatchFromHistory(channel, e);
           }
           if (page.entries.length >= this.options.pageSize) continue;
         }
@@ -332,6 +349,18 @@ export class Hub {
     } finally {
       channel.repairing = false;
     }
+  }
+
+  /**
+   * dispatch() of an entry read from history by a repair, remembered (the newest 4,096) until
+   * live delivery passes it: its live message may still be on its way, and is then skipped.
+   */
+  private dispatchFromHistory(channel: Channel, event: StoredEvent): void {
+    const seen = (channel.fromHistory ??= new Set());
+    seen.add(event.id);
+    if (seen.size > 4096) seen.delete(seen.values().next().value as string);
+    channel.fromHistoryLast = event.id;
+    this.dispatch(channel, event);
   }
 
   /** Sends one event to everyone on the channel: the same bytes to every single-topic stream. */
@@ -395,7 +424,7 @@ export class Hub {
     const page = await this.engine.read(topic, position.id, this.options.pageSize);
     const verdict = judge(position.epoch, position.id, page);
     if (verdict.reset) {
-      const start = await this.restart(topic, verdict.reset, page);
+      const start = await this.restart(topic, verdict, page);
       member.setPosition(start.epoch, start.id);
       return { reset: verdict.reset, entries: start.entries, more: start.more };
     }
@@ -410,11 +439,19 @@ export class Hub {
   /**
    * Where a topic continues after a reset. After lost history (a new epoch) everything in the
    * new epoch is news to the client, so it is replayed from its start when it is all still there;
-   * otherwise the topic continues from the newest entry, with no partial replay.
+   * after lost writes (a fork) the history after the fork point is news, and follows; otherwise
+   * the topic continues from the newest entry, with no partial replay.
    */
-  private async restart(topic: string, verdict: ResetReason, page: HistoryPage): Promise<Start> {
-    // 'history-lost' from judge() always means a new epoch.
-    if (verdict === 'history-lost') {
+  private async restart(topic: string, verdict: Verdict, page: HistoryPage): Promise<Start> {
+    if (verdict.forkedAt !== undefined) {
+      return {
+        epoch: page.epoch,
+        id: verdict.forkedAt,
+        entries: page.entries,
+        more: page.entries.length >= this.options.pageSize,
+      };
+    }
+    if (verdict.reset === 'history-lost') {
       const fromStart = await this.engine.read(topic, ZERO_ID, this.options.pageSize);
       if (!judge(fromStart.epoch, ZERO_ID, fromStart).reset) {
         return {
@@ -475,7 +512,7 @@ export class Hub {
       let entries = page.entries;
       let more = entries.length >= this.options.pageSize;
       if (verdict.reset) {
-        const start = await this.restart(topic, verdict.reset, page);
+        const start = await this.restart(topic, verdict, page);
         if (conn.closed) return;
         member.setPosition(start.epoch, start.id);
         const data = JSON.stringify({ topics: [topic], reason: verdict.reset });
@@ -584,8 +621,21 @@ export class Hub {
   private sweep(): void {
     this.clock = Date.now();
     const quietSince = this.clock - this.options.heartbeatMs;
+    let expired: Connection[] | undefined;
     for (const conn of this.connections) {
-      if (conn.begun && conn.lastWrite <= quietSince) conn.write(HEARTBEAT);
+      const expiresAt = conn.sink.expiresAt;
+      if (expiresAt !== undefined && expiresAt <= this.clock && conn.begun) {
+        (expired ??= []).push(conn);
+      } else if (conn.begun && conn.lastWrite <= quietSince) {
+        conn.write(HEARTBEAT);
+      }
+    }
+    // Ended after the loop: ending drops the connection from the set being iterated.
+    for (const conn of expired ?? []) {
+      this.stats.expired++;
+      conn.write(': token expired\n\n');
+      conn.sink.end();
+      this.drop(conn);
     }
   }
 
@@ -624,17 +674,32 @@ interface Start {
   more: boolean;
 }
 
+interface Verdict {
+  reset?: ResetReason;
+  /**
+   * Set when `after` is not in this history although its epoch is: the first entry after it
+   * chains on an older one (writes acknowledged by a master that a failover or a crash lost). The
+   * entries from `forkedAt` on are the surviving history, all of them news to the reader.
+   */
+  forkedAt?: StreamId;
+}
+
 /**
  * Whether history after (epoch, after) can be delivered as it is: same epoch, not ahead of the
- * stream, and the first entry after it chains on (otherwise entries in between were trimmed).
+ * stream, and the first entry after it chains on. When it does not chain on, its `prev` tells
+ * why: newer than `after`, the entries in between were trimmed; older, `after` never was in this
+ * history (ids grow with time, so `after` lies between two entries that are adjacent here).
  */
-function judge(epoch: string, after: StreamId, page: HistoryPage): { reset?: ResetReason } {
+function judge(epoch: string, after: StreamId, page: HistoryPage): Verdict {
   if (page.epoch !== epoch) return { reset: 'history-lost' };
   const cmp = compareIds(after, page.lastId);
+  // Ahead of the stream: a lost write (or a made-up cursor); continue from the newest entry.
   if (cmp > 0) return { reset: 'cursor-unknown' };
   const first = page.entries[0];
-  if (first ? first.prev !== after : cmp < 0) return { reset: 'history-trimmed' };
-  return {};
+  if (!first) return cmp < 0 ? { reset: 'history-trimmed' } : {};
+  if (first.prev === after) return {};
+  if (compareIds(first.prev, after) < 0) return { reset: 'history-lost', forkedAt: first.prev };
+  return { reset: 'history-trimmed' };
 }
 
 class Channel {
@@ -644,6 +709,9 @@ class Channel {
   state: 'starting' | 'live' | 'repairing' = 'starting';
   /** Live events that arrived while starting or repairing. */
   buffer: StoredEvent[] = [];
+  /** Ids the last repair delivered from history, until live delivery passes the newest. */
+  fromHistory: Set<string> | undefined;
+  fromHistoryLast: StreamId = ZERO_ID;
   /** Live single-topic connections: they all get the very same frame. */
   readonly solo = new Set<Connection>();
   /** Live members of multi-topic connections: same body, per-connection cursor. */

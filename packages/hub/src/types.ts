@@ -16,6 +16,11 @@ export interface Sink {
   destroy(): void;
   /** Called once when the connection is gone, whoever closed it. */
   onClose(listener: () => void): void;
+  /**
+   * When the stream must end (its token expires), in ms since the epoch; the hub's sweep ends
+   * it then, and the client reconnects with a fresh token and resumes.
+   */
+  readonly expiresAt?: number;
 }
 
 /** The subset of pino's logger the hub uses. */
@@ -63,4 +68,6 @@ export interface HubStats {
   slowDisconnects: number;
   connectionsOpened: number;
   gapRepairs: number;
+  /** Streams ended because their token expired. */
+  expired: number;
 }

@@ -1,9 +1,9 @@
 import type { RetentionOptions } from '@streamcast/engine';
-import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import { RedisEngine, describeRedis, redisClientOptions } from '@streamcast/engine-redis';
 import { validateEvent } from '@streamcast/events';
 import type { Hub } from '@streamcast/hub';
 import { assertTopic, normalizeEventName, singleTopicCursor } from '@streamcast/protocol';
-import Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 
 /**
  * Publishes events, wherever the broadcaster runs: into an in-process hub (`npm start`, an
@@ -22,6 +22,11 @@ export interface PublisherOptions {
   hub?: Hub;
   /** Publish straight into this Redis (what gateways read). */
   redisUrl?: string;
+  /**
+   * Or: ioredis options of that Redis, e.g. Sentinels from `redisConnectionOptions(env)`
+   * (`@streamcast/engine-redis`), so the publisher follows the master through a failover.
+   */
+  redisOptions?: RedisOptions;
   /** Redis key prefix, as the gateways' REDIS_PREFIX. @default 'sse' */
   keyPrefix?: string;
   /** History retention, as the gateways' HISTORY_MAX_LEN / HISTORY_MAX_AGE_S. */
@@ -76,17 +81,21 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     };
   }
 
-  if (options.redisUrl) {
-    const client = new Redis(
-      options.redisUrl,
-      redisClientOptions({ connectionName: 'sse-publisher', commandTimeout: options.timeoutMs ?? 5000 }),
-    );
+  if (options.redisUrl || options.redisOptions) {
+    const clientOptions = redisClientOptions({
+      connectionName: 'sse-publisher',
+      commandTimeout: options.timeoutMs ?? 5000,
+    });
+    const client = options.redisUrl
+      ? new Redis(options.redisUrl, clientOptions)
+      : new Redis({ ...options.redisOptions, ...clientOptions });
+    const shown = options.redisUrl ?? describeRedis(options.redisOptions ?? {});
     client.on('error', () => {
       // ioredis reconnects by itself; a publish meanwhile fails and says why.
     });
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
-      client.once('end', () => reject(new PublishError(`cannot reach ${options.redisUrl}`, 'NOT_READY')));
+      client.once('end', () => reject(new PublishError(`cannot reach ${shown}`, 'NOT_READY')));
     });
     const engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention: options.retention });
     return {
@@ -140,5 +149,5 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     };
   }
 
-  throw new PublishError('no target: give hub, redisUrl or gatewayUrl', 'NO_TARGET');
+  throw new PublishError('no target: give hub, redisUrl, redisOptions or gatewayUrl', 'NO_TARGET');
 }
