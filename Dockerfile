@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the cluster: the gateway (default command), the producers and
+# the upload worker; docker-compose.yml gives each its command, the same as `npm run cluster`.
+#
+# The apps run their TypeScript through ts-node's transpile-only hook, as `npm start` and
+# `npm run gateway` do (packages point "main" at src/index.ts; there is no build output to run).
+# ts-node and typescript are therefore production dependencies of the root package; transpiling
+# costs a second or two at start and nothing afterwards. Nothing else from devDependencies, and
+# not the test tooling workspace (packages/testing: testcontainers…), enters the image.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# Every workspace's package.json and the lock, alone: the install layer below is rebuilt only
+# when one of them changes.
+FROM ${NODE_IMAGE} AS manifests
+WORKDIR /src
+COPY . .
+RUN mkdir -p /out \
+ && cp package.json package-lock.json /out/ \
+ && for f in packages/*/package.json apps/*/package.json; do \
+      mkdir -p "/out/$(dirname "$f")" && cp "$f" "/out/$f"; \
+    done \
+ && rm -rf /out/packages/testing
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY --from=manifests /out/ ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS runtime
+# tini as PID 1: signals (SIGTERM: drain) reach Node, zombies are reaped.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    UPLOAD_DIR=/data/uploads
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=manifests /out/ ./
+COPY tsconfig.json ./
+COPY packages ./packages
+COPY apps ./apps
+# Files stay root's and read-only to the app; it writes only received uploads (a volume in
+# compose, shared by the gateways and the upload worker).
+RUN mkdir -p /data/uploads && chown node:node /data/uploads
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "-r", "ts-node/register/transpile-only", "apps/gateway/src/main.ts"]

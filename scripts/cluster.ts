@@ -1,0 +1,623 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * `npm run cluster`: the docker-compose topology from local processes, no Docker. A
+ * `redis-server` (AOF on), N gateways, nginx in front (the same template as compose, from the
+ * Debian package), the demo producers and the upload worker; everything on 127.0.0.1, stopped
+ * by Ctrl-C. `startCluster` is what the CLI runs and what test/cluster.test.ts drives.
+ */
+
+const REPO_ROOT = join(__dirname, '..');
+
+/** The nginx template shared with docker-compose.yml. */
+export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.template');
+
+const TS_NODE = ['-r', 'ts-node/register/transpile-only'] as const;
+
+/**
+ * The command of each process, as docker-compose.yml gives it to the image (a test compares
+ * them): run from the repository root, with `node` replaced by this Node locally.
+ */
+export const clusterCommands = {
+  gateway: ['node', ...TS_NODE, 'apps/gateway/src/main.ts'],
+  producers: ['node', ...TS_NODE, 'apps/producers/src/main.ts', 'all'],
+  'upload-worker': ['node', ...TS_NODE, 'apps/upload-worker/src/main.ts'],
+} as const;
+
+export type ClusterProcessName = keyof typeof clusterCommands;
+
+/** True once the upload worker's program exists (it is being built beside this). */
+export function hasUploadWorker(): boolean {
+  return existsSync(join(REPO_ROOT, clusterCommands['upload-worker'][3]));
+}
+
+export interface NginxValues {
+  /** What to listen on: `8080`, `127.0.0.1:8080`. */
+  listen: string;
+  /** A `resolver …;` line, or '' for a static upstream. */
+  resolver: string;
+  /** The `server …;` lines of the gateways. */
+  upstreamServers: string[];
+  /** `<path> streamcast`, or `off`. */
+  accessLog: string;
+}
+
+/**
+ * Fills the template's `${STREAMCAST_*}` placeholders (what envsubst does in the nginx image);
+ * fails on one it does not know, so the template and its two users cannot drift apart.
+ */
+export function renderNginxConfig(values: NginxValues, template = readFileSync(NGINX_TEMPLATE, 'utf8')): string {
+  const fill: Record<string, string> = {
+    STREAMCAST_LISTEN: values.listen,
+    STREAMCAST_RESOLVER: values.resolver || '# no resolver: a static list of gateways',
+    STREAMCAST_UPSTREAM_SERVERS: values.upstreamServers.join('\n        '),
+    STREAMCAST_ACCESS_LOG: values.accessLog,
+  };
+  return template.replace(/\$\{(STREAMCAST_[A-Z0-9_]+)\}/g, (_, name: string) => {
+    const value = fill[name];
+    if (value === undefined) throw new Error(`${NGINX_TEMPLATE}: unknown placeholder \${${name}}`);
+    return value;
+  });
+}
+
+/** The upstream line of one local gateway; `down` keeps it out of rotation. */
+export function localUpstreamServer(port: number, inRotation = true): string {
+  return `server 127.0.0.1:${port} max_fails=1 fail_timeout=5s${inRotation ? '' : ' down'};`;
+}
+
+function which(name: string, fallbacks: string[] = []): string | undefined {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  if (found.status === 0 && path) return path;
+  return fallbacks.find((p) => existsSync(p));
+}
+
+/** nginx from PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
+export function nginxPath(): string {
+  const path = process.env.NGINX_BIN || which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
+  if (!path) throw new Error('nginx is not installed: apt-get install nginx-light (or nginx), or set NGINX_BIN');
+  return path;
+}
+
+function redisServerPath(): string {
+  const path = which('redis-server', ['/usr/bin/redis-server', '/usr/local/bin/redis-server']);
+  if (!path) throw new Error('redis-server is not installed: apt-get install redis-server, or set REDIS_URL');
+  return path;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs: number,
+  why?: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      const detail = why?.();
+      throw new Error(`cluster: timed out after ${timeoutMs} ms waiting for ${what}${detail ? `:\n${detail}` : ''}`);
+    }
+    await sleep(50);
+  }
+}
+
+async function answers(url: string, status = 200): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.status === status;
+  } catch {
+    return false;
+  }
+}
+
+/** One child process: output kept (the last lines) and passed on, exit awaited. */
+class Child {
+  private readonly lines: string[] = [];
+  readonly exited: Promise<number | null>;
+  exitCode: number | null | undefined;
+  /** Set once this code sent it a signal: its exit is expected. */
+  stopping = false;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    onOutput: ((name: string, line: string) => void) | undefined,
+    onExit: ((name: string, code: number | null) => void) | undefined,
+  ) {
+    const take = (stream: NodeJS.ReadableStream | null) => {
+      let rest = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        const parts = (rest + chunk).split('\n');
+        rest = parts.pop() ?? '';
+        for (const line of parts) {
+          this.lines.push(line);
+          if (this.lines.length > 300) this.lines.shift();
+          onOutput?.(name, line);
+        }
+      });
+    };
+    take(child.stdout);
+    take(child.stderr);
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code) => {
+        this.exitCode = code;
+        if (!this.stopping) onExit?.(name, code);
+        resolve(code);
+      });
+      child.once('error', (err) => {
+        this.lines.push(String(err));
+        this.exitCode = null;
+        resolve(null);
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  output(): string {
+    return this.lines.join('\n');
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (signal !== 'SIGHUP') this.stopping = true;
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** `signal`, then SIGKILL if it has not exited within `graceMs`. */
+  async stop(signal: NodeJS.Signals, graceMs = 10_000): Promise<number | null> {
+    if (!this.running) return this.exitCode ?? null;
+    this.signal(signal);
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export interface ClusterOptions {
+  /** Number of gateways. @default 3 */
+  gateways?: number;
+  /** The balancer's port on 127.0.0.1; 0 picks a free one. @default 8080 */
+  port?: number;
+  /** The gateways' ports. @default port+1 … port+N, or free ports when port is 0 */
+  gatewayPorts?: number[];
+  /** Use this Redis instead of starting a redis-server. */
+  redisUrl?: string;
+  /** The environment every process starts from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Added to the gateways' environment (RETRY_MS, DRAIN_S, …). */
+  gatewayEnv?: Record<string, string>;
+  /** Start `npm run producer -- all`. @default true */
+  producers?: boolean;
+  /** Start the upload worker. @default whether apps/upload-worker/src/main.ts exists */
+  uploadWorker?: boolean;
+  /** Every line any process prints. @default kept only (see Cluster.output) */
+  onOutput?: (name: string, line: string) => void;
+  /** A process exited that nobody asked to stop (a crash, a kill from outside). */
+  onExit?: (name: string, code: number | null) => void;
+  /** How long a process may take to become ready. @default 60000 */
+  readyTimeoutMs?: number;
+}
+
+export interface ClusterGateway {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  /** Running (it may still be starting or draining). */
+  readonly running: boolean;
+  /** Listed without `down` in nginx's upstream. */
+  readonly inRotation: boolean;
+  readonly pid: number | undefined;
+}
+
+export interface Cluster {
+  /** The balancer: what users connect to. */
+  readonly url: string;
+  readonly port: number;
+  readonly redisUrl: string;
+  /** Temporary directory: nginx's prefix and rendered config, Redis's data. */
+  readonly dir: string;
+  readonly gateways: readonly ClusterGateway[];
+  /** The last lines of one process's output (`gateway-1`, `nginx`, `redis`, …), or of all. */
+  output(name?: string): string;
+  /** SIGKILL: no drain, its clients see their connections die. */
+  killGateway(index: number): Promise<void>;
+  /** SIGTERM (the gateway drains over DRAIN_S) and wait for its exit code; nginx is not told. */
+  stopGateway(index: number): Promise<number | null>;
+  /** Starts the gateway again on its port, waits until ready, and puts it back into rotation. */
+  startGateway(index: number): Promise<void>;
+  /** Lists the gateway as `down` (or not) in nginx's upstream and reloads nginx. */
+  setInRotation(index: number, inRotation: boolean): Promise<void>;
+  /**
+   * What an operator does to stop one gateway behind nginx: out of rotation first (so
+   * reconnecting clients are not sent back to it), then SIGTERM, then wait for its exit.
+   */
+  drainGateway(index: number): Promise<number | null>;
+  /** drainGateway, then startGateway on the same port. */
+  restartGateway(index: number): Promise<void>;
+  /** Stops everything it started, balancer first, Redis last; removes the directory. */
+  stop(): Promise<void>;
+}
+
+/** Starts the whole topology; resolves once the balancer serves. */
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const count = options.gateways ?? 3;
+  const baseEnv = options.env ?? process.env;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const onOutput = options.onOutput;
+  const port = options.port === 0 ? await freePort() : (options.port ?? 8080);
+  let gatewayPorts = options.gatewayPorts;
+  if (!gatewayPorts && options.port === 0) {
+    const picked = new Set<number>([port]);
+    while (picked.size < count + 1) picked.add(await freePort());
+    gatewayPorts = [...picked].slice(1);
+  }
+  gatewayPorts ??= [...Array(count).keys()].map((i) => port + 1 + i);
+  if (gatewayPorts.length !== count) throw new Error(`cluster: ${count} gateways but ${gatewayPorts.length} ports`);
+  for (const p of [port, ...gatewayPorts]) {
+    if (!(await portIsFree(p))) throw new Error(`cluster: port ${p} on 127.0.0.1 is in use (set PORT to move the cluster)`);
+  }
+  const nginxBin = nginxPath();
+
+  const dir = mkdtempSync(join(tmpdir(), 'streamcast-cluster-'));
+  // nginx's workers run as another user when started as root: they must reach the prefix.
+  chmodSync(dir, 0o755);
+  const children: Child[] = [];
+  const spawnChild = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, detached = false) => {
+    const child = new Child(
+      name,
+      spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached }),
+      onOutput,
+      (exited, code) => {
+        if (!stopped) options.onExit?.(exited, code);
+      },
+    );
+    children.push(child);
+    return child;
+  };
+  const node = (name: ClusterProcessName, env: NodeJS.ProcessEnv) => {
+    const [, ...args] = clusterCommands[name];
+    return spawnChild(name, process.execPath, [...args], env);
+  };
+
+  let redis: Child | undefined;
+  let nginx: Child | undefined;
+  let stopped = false;
+  const gateways: Array<{ name: string; port: number; url: string; child?: Child; inRotation: boolean }> =
+    gatewayPorts.map((p, i) => ({ name: `gateway-${i + 1}`, port: p, url: `http://127.0.0.1:${p}`, inRotation: true }));
+
+  // Whatever ends this process (a crash, process.exit), nothing it started outlives it.
+  const killAll = () => {
+    for (const c of children) c.signal('SIGKILL');
+  };
+  process.on('exit', killAll);
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    process.off('exit', killAll);
+    // Balancer first (SIGTERM: nginx's fast shutdown; a graceful one waits for every stream),
+    // then what publishes, then the gateways (SIGINT: no drain, everything is going), Redis last.
+    await nginx?.stop('SIGTERM');
+    const publishers = children.filter((c) => c.name === 'producers' || c.name === 'upload-worker');
+    await Promise.all(publishers.map((c) => c.stop('SIGTERM')));
+    await Promise.all(gateways.map((g) => g.child?.stop('SIGINT')));
+    await redis?.stop('SIGTERM');
+    await Promise.all(children.map((c) => c.stop('SIGKILL')));
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    let redisUrl = options.redisUrl;
+    if (!redisUrl) {
+      const redisPort = await freePort();
+      const data = join(dir, 'redis');
+      mkdirSync(data);
+      // AOF on, as in compose: a restarted Redis keeps history, so cursors stay valid.
+      redis = spawnChild(
+        'redis',
+        redisServerPath(),
+        ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', data, '--appendonly', 'yes',
+          '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
+        { PATH: baseEnv.PATH ?? '' },
+        // Its own process group: Ctrl-C at a terminal reaches every other process at once, and
+        // Redis must outlive the gateways' shutdown (stop() ends it last).
+        true,
+      );
+      const r = redis;
+      await waitUntil(() => canConnect(redisPort), `redis-server on port ${redisPort}`, readyTimeoutMs, () => r.output());
+      redisUrl = `redis://127.0.0.1:${redisPort}`;
+    }
+    const url = redisUrl;
+
+    // PORT and GATEWAYS are the cluster's own: each process gets its own PORT below.
+    const { PORT: _port, GATEWAYS: _gateways, ...env } = baseEnv;
+    const shared: NodeJS.ProcessEnv = {
+      ...env,
+      REDIS_URL: url,
+      // Gateways receive uploads, the worker processes them: one directory for both.
+      UPLOAD_DIR: env.UPLOAD_DIR || join(dir, 'uploads'),
+    };
+
+    const startGatewayChild = async (g: (typeof gateways)[number]) => {
+      if (!(await portIsFree(g.port))) throw new Error(`cluster: port ${g.port} of ${g.name} is in use`);
+      const child = spawnChild(g.name, process.execPath, [...clusterCommands.gateway.slice(1)], {
+        // nginx connects from loopback: trust its X-Forwarded-For, so per-IP limits and the
+        // loopback-only publish rule see the real client (API.md, "Publishing").
+        TRUST_PROXY: 'loopback',
+        ...shared,
+        ...options.gatewayEnv,
+        HOST: '127.0.0.1',
+        PORT: String(g.port),
+      });
+      g.child = child;
+      await waitUntil(
+        async () => {
+          if (!child.running) throw new Error(`cluster: ${g.name} exited with ${child.exitCode}:\n${child.output()}`);
+          return answers(`${g.url}/readyz`);
+        },
+        `${g.name} ready on port ${g.port}`,
+        readyTimeoutMs,
+        () => child.output(),
+      );
+    };
+    await Promise.all(gateways.map(startGatewayChild));
+
+    const confPath = join(dir, 'nginx.conf');
+    const writeConf = () =>
+      writeFileSync(
+        confPath,
+        renderNginxConfig({
+          listen: `127.0.0.1:${port}`,
+          resolver: '',
+          upstreamServers: gateways.map((g) => localUpstreamServer(g.port, g.inRotation)),
+          // A file: nginx cannot open /dev/stdout when it is a socket, as Node's pipes are.
+          accessLog: 'access.log streamcast',
+        }),
+      );
+    writeConf();
+    const nginxArgs = ['-e', 'stderr', '-p', `${dir}/`, '-c', confPath];
+    const check = spawnSync(nginxBin, ['-t', '-q', ...nginxArgs], { encoding: 'utf8' });
+    if (check.status !== 0) throw new Error(`cluster: nginx -t refused ${confPath}:\n${check.stderr}`);
+    nginx = spawnChild('nginx', nginxBin, [...nginxArgs, '-g', 'daemon off;'], { PATH: baseEnv.PATH ?? '' });
+    const n = nginx;
+    await waitUntil(
+      async () => {
+        if (!n.running) throw new Error(`cluster: nginx exited with ${n.exitCode}:\n${n.output()}`);
+        return answers(`http://127.0.0.1:${port}/healthz`);
+      },
+      `nginx on port ${port}`,
+      readyTimeoutMs,
+      () => n.output(),
+    );
+
+    if (options.producers ?? true) node('producers', shared);
+    if (options.uploadWorker ?? hasUploadWorker()) node('upload-worker', shared);
+
+    const reloadNginx = async () => {
+      writeConf();
+      const master = n.pid;
+      if (master === undefined || !n.running) throw new Error('cluster: nginx is not running');
+      if (!existsSync('/proc')) {
+        // No process table to watch (not Linux): give the master a moment.
+        n.signal('SIGHUP');
+        await sleep(1000);
+        return;
+      }
+      const before = new Set(nginxWorkers(master).filter((w) => !w.exiting).map((w) => w.pid));
+      n.signal('SIGHUP');
+      // Reloaded once every worker serving new connections is a new one. The old ones keep
+      // their open streams until those end (no worker_shutdown_timeout: they are not cut).
+      await waitUntil(
+        () => {
+          const serving = nginxWorkers(master).filter((w) => !w.exiting);
+          return serving.length > 0 && serving.every((w) => !before.has(w.pid));
+        },
+        'nginx to reload',
+        readyTimeoutMs,
+        () => n.output(),
+      );
+    };
+
+    const gatewayAt = (index: number) => {
+      const g = gateways[index];
+      if (!g) throw new Error(`cluster: no gateway #${index}`);
+      return g;
+    };
+
+    const cluster: Cluster = {
+      url: `http://127.0.0.1:${port}`,
+      port,
+      redisUrl: url,
+      dir,
+      gateways: gateways.map((g) => ({
+        name: g.name,
+        port: g.port,
+        url: g.url,
+        get running() {
+          return g.child?.running ?? false;
+        },
+        get inRotation() {
+          return g.inRotation;
+        },
+        get pid() {
+          return g.child?.pid;
+        },
+      })),
+      output: (name) =>
+        children
+          .filter((c) => name === undefined || c.name === name)
+          .map((c) => `--- ${c.name} (pid ${c.pid})\n${c.output()}`)
+          .join('\n'),
+      killGateway: async (index) => {
+        await gatewayAt(index).child?.stop('SIGKILL');
+      },
+      stopGateway: async (index) => (await gatewayAt(index).child?.stop('SIGTERM', 120_000)) ?? null,
+      startGateway: async (index) => {
+        const g = gatewayAt(index);
+        if (g.child?.running) throw new Error(`cluster: ${g.name} is running`);
+        await startGatewayChild(g);
+        // Also forgets nginx's record of its failures (a killed gateway is skipped for fail_timeout).
+        g.inRotation = true;
+        await reloadNginx();
+      },
+      setInRotation: async (index, inRotation) => {
+        gatewayAt(index).inRotation = inRotation;
+        await reloadNginx();
+      },
+      drainGateway: async (index) => {
+        await cluster.setInRotation(index, false);
+        return cluster.stopGateway(index);
+      },
+      restartGateway: async (index) => {
+        const code = await cluster.drainGateway(index);
+        if (code !== 0) throw new Error(`cluster: ${gatewayAt(index).name} exited with ${code} on SIGTERM`);
+        await cluster.startGateway(index);
+      },
+      stop,
+    };
+    return cluster;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** nginx worker processes of `master`, from /proc; `exiting` once an old one is shutting down. */
+function nginxWorkers(master: number): Array<{ pid: number; exiting: boolean }> {
+  const workers: Array<{ pid: number; exiting: boolean }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid …; comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== master) continue;
+      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (!title.startsWith('nginx: worker process')) continue;
+      workers.push({ pid: Number(entry), exiting: title.includes('shutting down') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return workers;
+}
+
+/** PORT and GATEWAYS, checked as every process checks its environment (API.md, "Processes"). */
+export function clusterEnv(env: NodeJS.ProcessEnv = process.env): { port: number; gateways: number } {
+  const int = (name: string, min: number, max: number, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+      throw new Error(`config: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`);
+    }
+    return value;
+  };
+  return { port: int('PORT', 1, 65535 - 64, 8080), gateways: int('GATEWAYS', 1, 64, 3) };
+}
+
+async function main(): Promise<void> {
+  let settings: { port: number; gateways: number };
+  try {
+    settings = clusterEnv();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const width = 'upload-worker'.length;
+  const print = (name: string, line: string) => process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
+  let cluster: Cluster | undefined;
+  let stopping = false;
+  const stop = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('cluster: stopping\n');
+    (cluster?.stop() ?? Promise.resolve()).then(
+      () => process.exit(code),
+      (err: unknown) => {
+        process.stderr.write(`cluster: ${(err as Error).stack ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop(0));
+  process.on('SIGTERM', () => stop(0));
+  cluster = await startCluster({
+    ...settings,
+    onOutput: print,
+    onExit: (name, code) => {
+      print(name, `exited with ${code} (not restarted)`);
+      // Without the balancer or Redis there is no cluster; a gateway may die (that is failover).
+      if (name === 'nginx' || name === 'redis') stop(1);
+    },
+  });
+  const worker = hasUploadWorker() ? ', upload worker' : ' (no upload worker yet: apps/upload-worker/src/main.ts is missing)';
+  process.stdout.write(
+    [
+      '',
+      `streamcast cluster: ${cluster.url}   (Ctrl-C stops everything)`,
+      `  nginx      ${cluster.url} -> ${cluster.gateways.map((g) => g.port).join(', ')}` +
+        ` (least_conn; config ${join(cluster.dir, 'nginx.conf')})`,
+      `  gateways   ${cluster.gateways.map((g) => `${g.name} ${g.url}`).join(', ')}`,
+      `  redis      ${cluster.redisUrl}`,
+      `  producers  npm run producer -- all${worker}`,
+      `  try        curl -N ${cluster.url}/api/stocks/AAPL`,
+      '',
+    ].join('\n'),
+  );
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    const message = (err as Error).message ?? String(err);
+    process.stderr.write(`${message.startsWith('cluster:') ? message : `cluster: ${message}`}\n`);
+    process.exit(1);
+  });
+}
