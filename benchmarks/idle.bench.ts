@@ -4,12 +4,14 @@
  *
  *   node -r ts-node/register/transpile-only benchmarks/idle.bench.ts   (this scenario alone)
  */
+import type { ClientPool, ConnSpec } from '@streamcast/loadtest';
 import { sleep } from '@streamcast/testing';
-import { ClientPool } from './lib/client-pool';
+import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
+import { nchanMissing } from './lib/nginx';
 import { openFileLimit, rssBytes } from './lib/procs';
 import { header, int, mb, table } from './lib/report';
-import { startStreamcast, type ServerUnderTest } from './lib/servers';
+import { startServer, type ServerKind, type ServerUnderTest } from './lib/servers';
 
 const BATCH = 500;
 
@@ -27,6 +29,7 @@ export interface IdleSample {
 }
 
 export interface IdleResult {
+  server: ServerKind;
   connections: number;
   topics: number;
   rampSeconds: number;
@@ -35,6 +38,11 @@ export interface IdleResult {
 
 function log(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
+}
+
+/** RSS of every process of the server (Nchan: master and worker). */
+function serverRss(server: ServerUnderTest): number {
+  return server.pids().reduce((sum, pid) => sum + rssBytes(pid), 0);
 }
 
 async function metrics(server: ServerUnderTest): Promise<Map<string, number>> {
@@ -48,8 +56,20 @@ async function metrics(server: ServerUnderTest): Promise<Map<string, number>> {
   return out;
 }
 
-async function sample(server: ServerUnderTest, label: string): Promise<IdleSample> {
-  const rss = rssBytes(server.pid); // before the scrape allocates anything
+async function sample(server: ServerUnderTest, label: string, connections: number): Promise<IdleSample> {
+  const rss = serverRss(server); // before the scrape allocates anything
+  if (server.name !== 'streamcast') {
+    // Nchan: no /metrics, no garbage collector.
+    return {
+      label,
+      connections,
+      rss,
+      metricsRss: NaN,
+      heapUsed: NaN,
+      rssAfterGc: NaN,
+      heapUsedAfterGc: NaN,
+    };
+  }
   const m = await metrics(server);
   // Then what is left once garbage is gone (instrumented-gateway.ts collects on SIGUSR2).
   process.kill(server.pid, 'SIGUSR2');
@@ -67,7 +87,7 @@ async function sample(server: ServerUnderTest, label: string): Promise<IdleSampl
   };
 }
 
-export async function runIdle(ctx: BenchContext): Promise<IdleResult> {
+export async function runIdle(ctx: BenchContext, kind: ServerKind = 'streamcast'): Promise<IdleResult> {
   const p = ctx.params;
   // The gateway holds one descriptor per connection, plus its own few dozen.
   const limit = openFileLimit();
@@ -77,49 +97,51 @@ export async function runIdle(ctx: BenchContext): Promise<IdleResult> {
         `(ulimit -Hn, as root) or lower BENCH_IDLE_CONNECTIONS`,
     );
   }
-  log(`idle: starting a gateway and ${p.idleConnections} connections over ${p.idleTopics} topics`);
-  const server = await startStreamcast(ctx.redis.url, { instrumented: true });
+  log(`idle ${kind}: starting the server and ${p.idleConnections} connections over ${p.idleTopics} topics`);
+  const server = await startServer(kind, ctx.redis.url, { instrumented: true });
   let pool: ClientPool | undefined;
   try {
     // Enough processes that none holds more than ~5,000 sockets.
-    pool = await ClientPool.start(
+    pool = await startClients(
       Math.max(p.clientProcesses, Math.ceil(p.idleConnections / Math.min(5000, limit - 256))),
+      server.port,
     );
-    const topic = (i: number) => `bench-idle-${i % p.idleTopics}`;
+    const topics = Array.from({ length: p.idleTopics }, (_, i) => `bench-idle-${i}`);
+    const spec = (i: number): ConnSpec => {
+      const k = i % p.idleTopics;
+      return { t: 0, k, path: server.path(topics[k] as string) };
+    };
     // Warm-up: every topic subscribed once, published to once and left again, so that code
     // paths are compiled and topics exist in Redis before the baseline is taken.
-    const warm = Array.from({ length: p.idleTopics }, (_, i) => `/events?topic=${topic(i)}`);
-    const opened = await pool.open(server.port, warm);
+    const warm = Array.from({ length: p.idleTopics }, (_, i) => spec(i));
+    const opened = await pool.open(warm);
     if (opened.ready !== warm.length)
       throw new Error(`warm-up: ${opened.ready} of ${warm.length} connected`);
-    for (let i = 0; i < p.idleTopics; i++) {
-      const res = await fetch(`${server.url}/publish`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ topic: topic(i), data: { warm: i } }),
-      });
-      if (!res.ok) throw new Error(`warm-up publish answered ${res.status}`);
+    const target = server.target(topics, 8);
+    try {
+      for (let i = 0; i < p.idleTopics; i++) await target.publish(i, JSON.stringify({ warm: i }));
+    } finally {
+      await target.close();
     }
     await pool.drop();
     await sleep(3000);
-    const samples = [await sample(server, 'baseline (warm, no connections)')];
+    const samples = [await sample(server, 'baseline (warm, no connections)', 0)];
     const started = performance.now();
     let ready = 0;
     for (let asked = 0; asked < p.idleConnections; asked += BATCH) {
       const n = Math.min(BATCH, p.idleConnections - asked);
-      const paths = Array.from({ length: n }, (_, k) => `/events?topic=${topic(asked + k)}`);
-      ({ ready } = await pool.open(server.port, paths));
+      ({ ready } = await pool.open(Array.from({ length: n }, (_, k) => spec(asked + k))));
       if (ready !== asked + n)
         throw new Error(`only ${ready} of ${asked + n} idle connections are open`);
     }
     const rampSeconds = (performance.now() - started) / 1000;
-    log(`idle: ${ready} connected in ${rampSeconds.toFixed(1)} s; idle for ${p.idleSeconds} s`);
+    log(`idle ${kind}: ${ready} connected in ${rampSeconds.toFixed(1)} s; idle for ${p.idleSeconds} s`);
     await sleep(p.idleSeconds * 1000);
-    samples.push(await sample(server, `${int(p.idleConnections)} idle connections`));
+    samples.push(await sample(server, `${int(p.idleConnections)} idle connections`, ready));
     await pool.drop();
     await sleep(3000);
-    samples.push(await sample(server, 'after they closed (3 s)'));
-    return { connections: p.idleConnections, topics: p.idleTopics, rampSeconds, samples };
+    samples.push(await sample(server, 'after they closed (3 s)', 0));
+    return { server: kind, connections: p.idleConnections, topics: p.idleTopics, rampSeconds, samples };
   } catch (err) {
     const output = server.output().trim();
     if (output) log(`gateway output:\n${output}`);
@@ -130,23 +152,41 @@ export async function runIdle(ctx: BenchContext): Promise<IdleResult> {
   }
 }
 
-export function formatIdle(result: IdleResult): string {
+/** Idle runs of every server asked for: streamcast, then Nchan when installed. */
+export async function runIdleAll(ctx: BenchContext): Promise<IdleResult[]> {
+  const results = [await runIdle(ctx, 'streamcast')];
+  if (!nchanMissing()) results.push(await runIdle(ctx, 'nchan'));
+  return results;
+}
+
+function perConnection(result: IdleResult): number {
   const [base, loaded] = result.samples;
-  const rows = result.samples.map((s) => [
-    s.label,
-    int(s.connections),
-    mb(s.rss),
-    mb(s.metricsRss),
-    mb(s.heapUsed),
-    mb(s.rssAfterGc),
-    mb(s.heapUsedAfterGc),
-  ]);
+  return base && loaded ? (loaded.rss - base.rss) / result.connections : NaN;
+}
+
+export function formatIdle(results: IdleResult[]): string {
+  const first = results[0];
+  if (!first) return '';
+  const rows = results.flatMap((result) =>
+    result.samples.map((s) => [
+      result.server,
+      s.label,
+      int(s.connections),
+      mb(s.rss),
+      mb(s.metricsRss),
+      mb(s.heapUsed),
+      mb(s.rssAfterGc),
+      mb(s.heapUsedAfterGc),
+    ]),
+  );
   const out = [
-    `idle: ${int(result.connections)} SSE connections over ${result.topics} topics on one gateway (opened ${BATCH} at a time in ${result.rampSeconds.toFixed(1)} s)`,
+    `idle: ${int(first.connections)} SSE connections over ${first.topics} topics on one server process ` +
+      `(opened ${BATCH} at a time: ${results.map((r) => `${r.server} ${r.rampSeconds.toFixed(1)} s`).join(', ')})`,
     table(
       [
-        'gateway',
-        'sse_connections',
+        'server',
+        'sample',
+        'connections',
         'RSS MB',
         'RSS MB (/metrics)',
         'heap used MB',
@@ -156,31 +196,40 @@ export function formatIdle(result: IdleResult): string {
       rows,
     ),
   ];
-  if (base && loaded) {
+  const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
+  for (const result of results) {
+    const [base, loaded] = result.samples;
+    if (!base || !loaded) continue;
     const delta = loaded.rss - base.rss;
-    const perConn = delta / result.connections;
-    const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
+    const perConn = perConnection(result);
     out.push(
-      `RSS delta: ${mb(delta)} MB for ${int(result.connections)} connections = ` +
-        `${int(perConn)} bytes (${(perConn / 1024).toFixed(1)} KiB) per connection`,
-      `targets: <= 60 MB for 10,000 connections: ${verdict(delta / result.connections <= 6000)}` +
-        `; later <= 6 KiB per connection: ${verdict(perConn <= 6 * 1024)}`,
-      `after a forced GC: ${mb(loaded.rssAfterGc - base.rssAfterGc)} MB = ` +
-        `${int((loaded.rssAfterGc - base.rssAfterGc) / result.connections)} bytes per connection ` +
-        `(heap: ${int((loaded.heapUsedAfterGc - base.heapUsedAfterGc) / result.connections)} bytes)`,
+      `${result.server}: RSS delta ${mb(delta)} MB for ${int(result.connections)} connections = ` +
+        `${int(perConn)} bytes (${(perConn / 1024).toFixed(1)} KiB) per connection` +
+        (result.server === 'streamcast'
+          ? `; target <= 6 KiB per connection: ${verdict(perConn <= 6 * 1024)}` +
+            `; after a forced GC: ${int((loaded.rssAfterGc - base.rssAfterGc) / result.connections)} bytes ` +
+            `(heap: ${int((loaded.heapUsedAfterGc - base.heapUsedAfterGc) / result.connections)} bytes) per connection`
+          : ''),
     );
   }
+  const ours = results.find((r) => r.server === 'streamcast');
+  const nchan = results.find((r) => r.server === 'nchan');
+  if (ours && nchan) {
+    out.push(`idle: streamcast/Nchan RSS per connection ${(perConnection(ours) / perConnection(nchan)).toFixed(2)}x`);
+  }
+  const missing = nchanMissing();
+  if (missing) out.push(missing);
   out.push(
-    'MB = 10^6 bytes. RSS = VmRSS of the gateway process (/proc/<pid>/status), read first; the',
-    'delta and targets use it. The "after GC" columns are read 1 s after a full GC in the gateway.',
+    'MB = 10^6 bytes. RSS = VmRSS (/proc/<pid>/status) of the server\'s processes (Nchan: master and',
+    'worker), read first; the delta uses it. "after GC": 1 s after a full GC in the gateway (Nchan has none).',
   );
   return out.join('\n');
 }
 
 if (require.main === module) {
   void withContext(async (ctx) => {
-    const result = await runIdle(ctx);
-    process.stdout.write(`${header(ctx)}\n\n${formatIdle(result)}\n`);
+    const results = await runIdleAll(ctx);
+    process.stdout.write(`${header(ctx)}\n\n${formatIdle(results)}\n`);
     return true;
   });
 }

@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The Sentinel failover test (test/faults.test.ts) starts Sentinels.
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+# The cluster tests (test/cluster.test.ts, test/compose.test.ts) run nginx and check haproxy's
+# config; Debian puts both in /usr/sbin. A system nginx the package may start on :80 is not used.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewaySchema, parseEnv } from '@streamcast/config';
 
@@ -8,6 +9,9 @@ describe('configuration', () => {
   it('has the documented defaults', () => {
     expect(parseEnv(gatewaySchema, {})).toEqual({
       REDIS_URL: undefined,
+      REDIS_SENTINELS: undefined,
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: undefined,
       REDIS_PREFIX: 'sse',
       HISTORY_MAX_LEN: 1000,
       HISTORY_MAX_AGE_S: 86400,
@@ -22,6 +26,31 @@ describe('configuration', () => {
       DRAIN_S: 10,
       PROBE_INTERVAL_MS: 1000,
       PROBE_TIMEOUT_MS: 3000,
+      WEB_ROOT: '',
+      JWT_SECRET: undefined,
+      JWT_JWKS_URL: undefined,
+      JWT_JWKS_FILE: undefined,
+      JWT_ISSUER: undefined,
+      JWT_AUDIENCE: [],
+      JWT_CLOCK_SKEW_S: 30,
+      PUBLIC_TOPICS: [],
+      CORS_ORIGINS: [],
+      TRUST_PROXY: false,
+      MAX_CONNECTIONS: 20000,
+      MAX_STREAMS_PER_IP: 500,
+      MAX_STREAMS_PER_SUBJECT: 100,
+      CLUSTER_MAX_STREAMS_PER_IP: 2000,
+      CLUSTER_MAX_STREAMS_PER_SUBJECT: 300,
+      STREAM_COUNT_TTL_S: 30,
+      PUBLISH_RATE_PER_MIN: 6000,
+      UPLOAD_DIR: join(tmpdir(), 'streamcast-uploads'),
+      UPLOAD_MAX_BYTES: 104857600,
+      UPLOAD_TYPES: ['text/*', 'image/*', 'application/pdf', 'application/json', 'application/octet-stream'],
+      UPLOAD_RETENTION_S: 3600,
+      UPLOAD_ATTEMPTS: 5,
+      UPLOAD_CONCURRENCY: 2,
+      UPLOAD_LOCK_MS: 30000,
+      UPLOAD_READ_BYTES_PER_S: 0,
     });
   });
 
@@ -33,6 +62,18 @@ describe('configuration', () => {
     ['MAX_TOPICS', '1.5'],
     ['LOG_LEVEL', 'loud'],
     ['REDIS_PREFIX', 'a b'],
+    ['WEB_ROOT', '/nonexistent/public'],
+    ['REDIS_SENTINELS', '127.0.0.1'],
+    ['REDIS_SENTINEL_NAME', 'my master'],
+    ['JWT_SECRET', 'too-short-to-resist-guessing'],
+    ['JWT_JWKS_URL', 'http://keys.example.com/jwks.json'],
+    ['JWT_JWKS_FILE', '/nonexistent/jwks.json'],
+    ['CORS_ORIGINS', '*'],
+    ['TRUST_PROXY', 'true'],
+    ['PUBLIC_TOPICS', 'news,a b'],
+    ['MAX_STREAMS_PER_IP', '-1'],
+    ['UPLOAD_MAX_BYTES', '10MB'],
+    ['UPLOAD_TYPES', 'text/*,images'],
   ])('a gateway with %s=%s exits 1 with one line naming it', (name, value) => {
     const result = spawnSync(
       process.execPath,

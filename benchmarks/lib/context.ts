@@ -37,7 +37,7 @@ export async function createContext(): Promise<BenchContext> {
  */
 export async function withContext(body: (ctx: BenchContext) => Promise<boolean>): Promise<void> {
   // A hung step must not hold the machine: the whole run is bounded.
-  const limitS = Number(process.env.BENCH_TIMEOUT_S ?? 600);
+  const limitS = Number(process.env.BENCH_TIMEOUT_S ?? 900);
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after ${limitS} s (BENCH_TIMEOUT_S); stopping\n`);
     void stopEverything().finally(() => process.exit(1));

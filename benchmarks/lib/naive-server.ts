@@ -40,7 +40,9 @@ app.get('/events', (request, reply) => {
         'cache-control': 'no-cache, no-transform',
         'x-accel-buffering': 'no',
       });
-      res.write('retry: 3000\n\n');
+      // A comment after retry: the clients take their first frame other than a bare retry:
+      // (what a server that cannot serve sends before closing) as "the stream is live".
+      res.write('retry: 3000\n\n: live\n\n');
     },
     () => res.destroy(),
   );

@@ -22,11 +22,36 @@ export interface BenchParams {
   idleTopics: number;
   /** Seconds the idle connections stay idle before RSS is read. @default 5 */
   idleSeconds: number;
-  /** Scenarios to run: fanout (streamcast), naive, idle. @default all */
+  /** Many topics: subscribers, spread evenly over `topicsCount` topics. @default 2000 */
+  topicsSubscribers: number;
+  /** @default 200 */
+  topicsCount: number;
+  /** Events per second of the many-topics fixed-rate run, over all topics. @default 1000 */
+  topicsRate: number;
+  /** Maximum throughput (open loop, loss accounted): subscribers. @default 1000 */
+  tpSubscribers: number;
+  /** Topics of the throughput scenario. @default 10 */
+  tpTopics: number;
+  /** Seconds of open-loop publishing. @default 10 */
+  tpSeconds: number;
+  /** Resume storm: subscribers on the server that is killed. @default 5000 */
+  stormSubscribers: number;
+  /** Topics of the storm's subscribers. @default 50 */
+  stormTopics: number;
+  /** Events per second published through the storm. @default 100 */
+  stormRate: number;
+  /** Servers behind the storm's balancer (one is killed). @default 3 */
+  stormServers: number;
+  /**
+   * The reconnection delay of the storm: the gateways' RETRY_MS, and the clients' delay for
+   * Nchan, which sends no retry: (EventSource's default is about 3 s). @default 3000
+   */
+  stormRetryMs: number;
+  /** Scenarios to run. @default all */
   only: Set<string>;
 }
 
-const SCENARIOS = ['fanout', 'naive', 'idle'];
+export const SCENARIOS = ['fanout', 'naive', 'topics', 'throughput', 'idle', 'storm'];
 
 /** A bad parameter: reported as one line, without a stack. */
 export class ParamError extends Error {}
@@ -70,6 +95,17 @@ export function readParams(): BenchParams {
     idleConnections: int('BENCH_IDLE_CONNECTIONS', 10_000, 1, 60_000),
     idleTopics: int('BENCH_IDLE_TOPICS', 100, 1, 10_000),
     idleSeconds: int('BENCH_IDLE_SECONDS', 5, 0, 600),
+    topicsSubscribers: int('BENCH_TOPICS_SUBSCRIBERS', 2000, 1, 15_000),
+    topicsCount: int('BENCH_TOPICS', 200, 1, 10_000),
+    topicsRate: int('BENCH_TOPICS_RATE', 1000, 1, 100_000),
+    tpSubscribers: int('BENCH_TP_SUBSCRIBERS', 1000, 1, 15_000),
+    tpTopics: int('BENCH_TP_TOPICS', 10, 1, 10_000),
+    tpSeconds: int('BENCH_TP_SECONDS', 10, 1, 600),
+    stormSubscribers: int('BENCH_STORM_SUBSCRIBERS', 5000, 1, 8000),
+    stormTopics: int('BENCH_STORM_TOPICS', 50, 1, 10_000),
+    stormRate: int('BENCH_STORM_RATE', 100, 1, 100_000),
+    stormServers: int('BENCH_STORM_SERVERS', 3, 2, 8),
+    stormRetryMs: int('BENCH_STORM_RETRY_MS', 3000, 0, 60_000),
     only,
   };
 }

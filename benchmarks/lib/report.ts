@@ -1,4 +1,4 @@
-import { cpus, release, totalmem, type } from 'node:os';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import type { BenchContext } from './context';
 
 /** Lines that head every benchmark table: machine, runtime, pinning and parameters. */
@@ -18,6 +18,17 @@ export function header(ctx: BenchContext): string {
     `BENCH_IDLE_CONNECTIONS=${p.idleConnections}`,
     `BENCH_IDLE_TOPICS=${p.idleTopics}`,
     `BENCH_IDLE_SECONDS=${p.idleSeconds}`,
+    `BENCH_TOPICS_SUBSCRIBERS=${p.topicsSubscribers}`,
+    `BENCH_TOPICS=${p.topicsCount}`,
+    `BENCH_TOPICS_RATE=${p.topicsRate}`,
+    `BENCH_TP_SUBSCRIBERS=${p.tpSubscribers}`,
+    `BENCH_TP_TOPICS=${p.tpTopics}`,
+    `BENCH_TP_SECONDS=${p.tpSeconds}`,
+    `BENCH_STORM_SUBSCRIBERS=${p.stormSubscribers}`,
+    `BENCH_STORM_TOPICS=${p.stormTopics}`,
+    `BENCH_STORM_RATE=${p.stormRate}`,
+    `BENCH_STORM_SERVERS=${p.stormServers}`,
+    `BENCH_STORM_RETRY_MS=${p.stormRetryMs}`,
   ];
   return [
     `streamcast benchmarks, ${when} UTC`,
@@ -29,7 +40,12 @@ export function header(ctx: BenchContext): string {
         : 'none (taskset missing or one core): every process shares every core'
     }`,
     `params   ${params.slice(0, 6).join(' ')}`,
-    `         ${params.slice(6).join(' ')}`,
+    `         ${params.slice(6, 11).join(' ')}`,
+    `         ${params.slice(11, 17).join(' ')}`,
+    `         ${params.slice(17).join(' ')}`,
+    `load     ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (1, 5, 15 min load average at start)`,
   ].join('\n');
 }
 

@@ -1,35 +1,83 @@
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import {
+  httpTarget,
+  nchanTarget,
+  redisTarget,
+  type ClientPool,
+  type ConnSpec,
+  type PublishTarget,
+} from '@streamcast/loadtest';
 import { freePort, startGatewayProcess } from '@streamcast/testing';
-import { REPO_ROOT } from './client-pool';
+import { startNchanProcess } from './nginx';
 import { killQuietly, onCleanup, pin, withDeadline } from './procs';
 
-/** A server under test, running as its own process pinned to core 0. */
+export const REPO_ROOT = join(__dirname, '..', '..');
+
+export type ServerKind = 'streamcast' | 'naive' | 'nchan';
+
+/** A server under test, running as its own process(es) pinned to core 0. */
 export interface ServerUnderTest {
-  name: string;
+  name: ServerKind;
   url: string;
   port: number;
+  /** The process that does the work (the gateway; Nchan's worker). */
   pid: number;
+  /** Every process of the server (Nchan: master and worker), for CPU and RSS. */
+  pids(): number[];
   pinned: boolean;
-  /** Everything it wrote to stdout and stderr (the gateway only). */
+  /** Subscription path of a topic. */
+  path(topic: string): string;
+  /** How events reach it: POST /publish, Redis PUBLISH (naive), POST /pub/<topic> (Nchan). */
+  target(topics: readonly string[], concurrency: number): PublishTarget;
+  /** Everything it wrote to stdout and stderr. */
   output(): string;
   stop(): Promise<void>;
+  /** SIGKILL (a crash). */
+  kill(): Promise<void>;
 }
 
-/** The core the server under test gets to itself; everything else runs on the other one. */
+/** The core the servers under test get to themselves; everything else runs on the other one. */
 export const SERVER_CORE = 0;
 export const CLIENT_CORE = 1;
+
+/** `count` subscriptions to `topics` (round robin), on target 0 of the pool. */
+export function specsFor(server: ServerUnderTest, topics: readonly string[], count: number, from = 0): ConnSpec[] {
+  return Array.from({ length: count }, (_, j) => {
+    const k = (from + j) % topics.length;
+    return { t: 0, k, path: server.path(topics[k] as string) };
+  });
+}
+
+/** Opens `specs` in batches of 500; throws unless every one is open. */
+export async function openAll(pool: ClientPool, specs: ConnSpec[], what: string): Promise<void> {
+  let ready = 0;
+  for (let i = 0; i < specs.length; i += 500) {
+    ({ ready } = await pool.open(specs.slice(i, i + 500)));
+  }
+  if (ready < specs.length) throw new Error(`only ${ready} of ${specs.length} subscribers connected to ${what}`);
+}
+
+export async function startServer(
+  kind: ServerKind,
+  redisUrl: string,
+  options: { instrumented?: boolean; env?: Record<string, string>; core?: number | null } = {},
+): Promise<ServerUnderTest> {
+  if (kind === 'streamcast') return startStreamcast(redisUrl, options);
+  if (kind === 'naive') return startNaive(redisUrl, `bench-naive-${randomUUID().slice(0, 8)}`);
+  return startNchan(redisUrl, options.core === null ? undefined : (options.core ?? SERVER_CORE));
+}
 
 /**
  * One gateway (`npm run gateway`'s program) on the benchmark's Redis, with a key prefix of its
  * own, pinned to SERVER_CORE. `instrumented` runs it through instrumented-gateway.ts (SIGUSR2
  * collects garbage); so does BENCH_GATEWAY_CPU_PROF=<dir>, which also profiles it and leaves a
- * .cpuprofile in <dir> when it stops.
+ * .cpuprofile in <dir> when it stops. `env` adds to its environment (REDIS_PREFIX, RETRY_MS…).
  */
 export async function startStreamcast(
   redisUrl: string,
-  options: { instrumented?: boolean } = {},
+  options: { instrumented?: boolean; env?: Record<string, string>; port?: number } = {},
 ): Promise<ServerUnderTest> {
   const profileDir = process.env.BENCH_GATEWAY_CPU_PROF;
   const instrumented = options.instrumented === true || profileDir !== undefined;
@@ -39,8 +87,12 @@ export async function startStreamcast(
       REDIS_PREFIX: `bench-${randomUUID().slice(0, 8)}`,
       LOG_LEVEL: 'warn',
       ...(profileDir ? { CPU_PROF_DIR: resolve(profileDir) } : {}),
+      ...options.env,
     },
-    instrumented ? { script: join(__dirname, 'instrumented-gateway.ts') } : {},
+    {
+      ...(instrumented ? { script: join(__dirname, 'instrumented-gateway.ts') } : {}),
+      ...(options.port ? { port: options.port } : {}),
+    },
   );
   const pid = gateway.child.pid as number;
   const stop = onCleanup(
@@ -64,9 +116,16 @@ export async function startStreamcast(
     url: gateway.url,
     port: gateway.port,
     pid,
+    pids: () => [pid],
     pinned,
+    path: (topic) => `/events?topic=${encodeURIComponent(topic)}`,
+    target: (topics, concurrency) => httpTarget(gateway.url, topics, concurrency),
     output: gateway.output,
     stop,
+    kill: async () => {
+      await gateway.kill();
+      await stop();
+    },
   };
 }
 
@@ -113,12 +172,48 @@ export async function startNaive(redisUrl: string, prefix: string): Promise<Serv
       url: `http://127.0.0.1:${port}`,
       port,
       pid,
+      pids: () => [pid],
       pinned,
+      path: (topic) => `/events?topic=${encodeURIComponent(topic)}`,
+      target: (topics) => redisTarget(redisUrl, topics.map((t) => `${prefix}:${t}`)),
       output: () => '',
       stop,
+      kill: async () => {
+        killQuietly(pid);
+        await stop();
+      },
     };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Nchan (benchmarks/nchan/nginx.conf.template): nginx with one worker, storing in the
+ * benchmark's Redis under a namespace of its own, pinned to `core`.
+ */
+export async function startNchan(
+  redisUrl: string,
+  core: number | undefined,
+  namespace = `bench-nchan-${randomUUID().slice(0, 8)}`,
+): Promise<ServerUnderTest> {
+  const nginx = await startNchanProcess(redisUrl, namespace, core);
+  const worker = nginx.workers()[0] ?? nginx.pid;
+  return {
+    name: 'nchan',
+    url: nginx.url,
+    port: nginx.port,
+    pid: worker,
+    pids: nginx.pids,
+    pinned: core !== undefined,
+    path: (topic) => `/sub/${encodeURIComponent(topic)}`,
+    target: (topics, concurrency) => nchanTarget(nginx.url, topics, concurrency),
+    output: nginx.output,
+    stop: nginx.stop,
+    kill: async () => {
+      await nginx.kill();
+      await nginx.stop();
+    },
+  };
 }

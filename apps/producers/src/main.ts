@@ -1,4 +1,5 @@
 import { ConfigError, parseEnv } from '@streamcast/config';
+import { describeRedis, redisConnectionOptions } from '@streamcast/engine-redis';
 import { createPublisher, type Publisher } from '@streamcast/publisher';
 import pino from 'pino';
 import { parseArgs } from './args';
@@ -66,6 +67,7 @@ function helpText(name?: string): string {
     '',
     'Target (environment):',
     '  REDIS_URL      set: publish straight into this Redis (REDIS_PREFIX, default sse, as the gateways)',
+    '  REDIS_SENTINELS  host:port,… : the same, on the master these Sentinels name (REDIS_SENTINEL_NAME)',
     '  GATEWAY_URL    otherwise: POST /publish on this gateway (default http://127.0.0.1:3000)',
     '  STREAMCAST_TOKEN  bearer token for GATEWAY_URL, when the gateway requires one',
     '  LOG_LEVEL      pino level (default info)',
@@ -107,7 +109,9 @@ function fail(code: number, message: string): never {
 }
 
 async function connect(env: RunnerEnv): Promise<Publisher> {
-  if (!env.REDIS_URL) {
+  // REDIS_SENTINELS (the producer follows the master through a failover) or REDIS_URL.
+  const redisOptions = redisConnectionOptions(env);
+  if (!redisOptions) {
     return createPublisher({ gatewayUrl: env.GATEWAY_URL, token: env.STREAMCAST_TOKEN });
   }
   let timer: NodeJS.Timeout | undefined;
@@ -115,7 +119,9 @@ async function connect(env: RunnerEnv): Promise<Publisher> {
     timer = setTimeout(
       () =>
         reject(
-          new Error(`cannot reach Redis at ${env.REDIS_URL} within ${CONNECT_TIMEOUT_MS / 1000} s`),
+          new Error(
+            `cannot reach Redis at ${env.REDIS_SENTINELS ? describeRedis(redisOptions) : env.REDIS_URL} within ${CONNECT_TIMEOUT_MS / 1000} s`,
+          ),
         ),
       CONNECT_TIMEOUT_MS,
     );
@@ -123,7 +129,7 @@ async function connect(env: RunnerEnv): Promise<Publisher> {
   try {
     return await Promise.race([
       createPublisher({
-        redisUrl: env.REDIS_URL,
+        redisOptions,
         keyPrefix: env.REDIS_PREFIX,
         retention: { maxLen: env.HISTORY_MAX_LEN, maxAgeS: env.HISTORY_MAX_AGE_S },
       }),

@@ -1,7 +1,9 @@
-import { gatewayEnv, loadEnvOrExit } from '@streamcast/config';
+import { DEMO_PUBLIC_TOPICS, gatewayEnv, loadEnvOrExit, publicTopicsVar } from '@streamcast/config';
 import { producerNames, startAll, type ProducerName } from '@streamcast/producers';
 import { createPublisher } from '@streamcast/publisher';
 import { buildGateway, listenUntilSignalled } from '@streamcast/server';
+import { startUploadWorker, uploadSettings } from '@streamcast/uploads';
+import { redisConnectionOptions } from '@streamcast/engine-redis';
 import { z } from 'zod';
 
 /**
@@ -10,6 +12,8 @@ import { z } from 'zod';
  */
 const schema = z.object({
   ...gatewayEnv,
+  // The demo pages work out of the box even when JWT keys are configured.
+  PUBLIC_TOPICS: publicTopicsVar(DEMO_PUBLIC_TOPICS),
   PRODUCERS: z
     .string()
     .optional()
@@ -45,12 +49,26 @@ async function main(): Promise<void> {
       onError: (err, name) => log.warn({ err, producer: name }, 'publish failed'),
     },
   );
+  // With Redis the gateway queues uploads on BullMQ: run a worker here too (without Redis the
+  // gateway processes them in-process by itself).
+  const connection = redisConnectionOptions(config);
+  const uploads = connection
+    ? await startUploadWorker({
+        connection,
+        keyPrefix: config.REDIS_PREFIX,
+        settings: uploadSettings(config),
+        publish: publisher.publish,
+        logger: app.log.child({ component: 'upload-worker' }),
+      })
+    : undefined;
   await listenUntilSignalled(app, {
     port: config.PORT,
     host: config.HOST,
     drainMs: config.DRAIN_S * 1000,
     drain: (ms) => hub.drain(ms),
-    beforeClose: () => producers.stop(),
+    beforeClose: async () => {
+      await Promise.all([producers.stop(), uploads?.close()]);
+    },
   });
   app.log.info(
     { engine: engine.kind, port: config.PORT, producers: config.PRODUCERS },

@@ -1,3 +1,6 @@
+import { readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -37,6 +40,33 @@ const redisUrl = z
     return raw;
   });
 
+/** One Sentinel, as `host:port` (`[::1]:26379` for IPv6). */
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
+
+const sentinels = z
+  .string()
+  .optional()
+  .transform((raw, ctx): SentinelAddress[] | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const out: SentinelAddress[] = [];
+    for (const item of raw.split(',')) {
+      const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `REDIS_SENTINELS must be a comma list of host:port (got ${JSON.stringify(raw)})`,
+        });
+        return z.NEVER;
+      }
+      out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
+    }
+    return out;
+  });
+
 const logLevel = z
   .string()
   .optional()
@@ -53,6 +83,15 @@ const logLevel = z
 /** Variables every process that talks to the engine reads. */
 export const engineEnv = {
   REDIS_URL: redisUrl,
+  // Sentinels name the master; with them REDIS_URL (optional) gives only credentials, db and TLS.
+  REDIS_SENTINELS: sentinels,
+  REDIS_SENTINEL_NAME: str('mymaster').pipe(
+    z.string().regex(/^[A-Za-z0-9_\-.:]{1,128}$/, 'REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :'),
+  ),
+  REDIS_SENTINEL_PASSWORD: z
+    .string()
+    .optional()
+    .transform((raw) => (raw === undefined || raw === '' ? undefined : raw)),
   REDIS_PREFIX: str('sse').pipe(
     z.string().regex(/^[A-Za-z0-9_\-.:]{1,64}$/, 'REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :'),
   ),
@@ -60,6 +99,189 @@ export const engineEnv = {
   HISTORY_MAX_AGE_S: int('HISTORY_MAX_AGE_S', 0, 31_536_000, 86_400),
   LOG_LEVEL: logLevel,
 };
+
+const mediaTypes = (name: string, fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const text = raw === undefined || raw.trim() === '' ? fallback : raw;
+      const list = text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+      for (const item of list) {
+        if (!/^(\*\/\*|[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$/.test(item)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${name} must be a comma list of media types such as text/*,image/png (got ${JSON.stringify(raw)})`,
+          });
+          return z.NEVER;
+        }
+      }
+      return list;
+    });
+
+/**
+ * Variables of upload receiving and processing: read by gateways (which receive, and without
+ * Redis also process) and by the upload worker (see the README's "Uploads").
+ */
+export const uploadEnv = {
+  UPLOAD_DIR: str(join(tmpdir(), 'streamcast-uploads')),
+  UPLOAD_MAX_BYTES: int('UPLOAD_MAX_BYTES', 1, 2 ** 40, 100 * 1024 * 1024),
+  UPLOAD_TYPES: mediaTypes('UPLOAD_TYPES', 'text/*,image/*,application/pdf,application/json,application/octet-stream'),
+  UPLOAD_RETENTION_S: int('UPLOAD_RETENTION_S', 1, 31_536_000, 3600),
+  UPLOAD_ATTEMPTS: int('UPLOAD_ATTEMPTS', 1, 100, 5),
+  UPLOAD_CONCURRENCY: int('UPLOAD_CONCURRENCY', 1, 256, 2),
+  UPLOAD_LOCK_MS: int('UPLOAD_LOCK_MS', 1000, 3_600_000, 30_000),
+  UPLOAD_READ_BYTES_PER_S: int('UPLOAD_READ_BYTES_PER_S', 0, 2 ** 40, 0),
+};
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
+
+/** A comma list; each item checked by `problem` (a reason, or undefined when fine). */
+const list = (name: string, fallback: readonly string[], what: string, problem: (item: string) => string | undefined) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return [...fallback];
+      const items = raw.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      for (const item of items) {
+        const why = problem(item);
+        if (why) {
+          ctx.addIssue({ code: 'custom', message: `${name} must be a comma list of ${what}: ${JSON.stringify(item)} ${why}` });
+          return z.NEVER;
+        }
+      }
+      return items;
+    });
+
+const PATTERN_RE = /^[A-Za-z0-9_\-.:/]+\*?$|^\*$/;
+/** The topics `npm start`'s demo pages subscribe to, public there by default. */
+export const DEMO_PUBLIC_TOPICS: readonly string[] = [
+  'events',
+  'stocks/*',
+  'blog',
+  'chat',
+  'matches/*',
+  'system/monitoring',
+  'social',
+  'uploads/*',
+];
+/** PUBLIC_TOPICS: patterns anyone may subscribe to without a token (`{sub}` has no meaning here). */
+export const publicTopicsVar = (fallback: readonly string[]) =>
+  list('PUBLIC_TOPICS', fallback, 'topic patterns (a topic, or one ending in *)', (p) =>
+    p.length <= 200 && PATTERN_RE.test(p) ? undefined : 'is not a topic or a topic ending in *',
+  );
+
+const jwtSecret = optionalText.pipe(
+  z.string().min(32, 'JWT_SECRET must be at least 32 characters (a short HS256 secret can be guessed offline)').optional(),
+);
+
+const jwksUrl = optionalText.transform((raw, ctx) => {
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  const local = url !== undefined && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && local))) {
+    ctx.addIssue({ code: 'custom', message: `JWT_JWKS_URL must be an https:// URL (http:// only on localhost) (got ${JSON.stringify(raw)})` });
+    return z.NEVER;
+  }
+  return url.href;
+});
+
+const jwksFile = optionalText.transform((raw, ctx) => {
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(raw, 'utf8')) as { keys?: unknown } | null;
+    if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `JWT_JWKS_FILE must be a readable JSON Web Key Set (${JSON.stringify(raw)}: ${(err as Error).message})` });
+    return z.NEVER;
+  }
+  return raw;
+});
+
+const ORIGIN_RE = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+
+/**
+ * TRUST_PROXY: which peers' X-Forwarded-For is believed (Fastify's `trustProxy`): a comma
+ * list of the balancers' addresses, CIDRs and proxy-addr's names (loopback, linklocal,
+ * uniquelocal). `true` (believe anyone) is refused: any client could then claim to be
+ * loopback, and loopback may publish. Hop counts are not offered: Fastify 5 cannot check the
+ * peer with them, and trusts nobody.
+ */
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((raw, ctx): false | string[] => {
+    const text = raw?.trim() ?? '';
+    if (text === '' || text === 'false') return false;
+    const items = text.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    const ok = (item: string) =>
+      ['loopback', 'linklocal', 'uniquelocal'].includes(item) ||
+      (/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(item) && /[.:]/.test(item));
+    if (items.length === 0 || !items.every(ok)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `TRUST_PROXY must be a comma list of the balancers' addresses or CIDRs (loopback, 10.0.0.0/8, …); "true" is refused (got ${JSON.stringify(raw)})`,
+      });
+      return z.NEVER;
+    }
+    return items;
+  });
+
+/** Variables of authentication, browser protections and limits (README, "Security"). */
+export const securityEnv = {
+  JWT_SECRET: jwtSecret,
+  JWT_JWKS_URL: jwksUrl,
+  JWT_JWKS_FILE: jwksFile,
+  JWT_ISSUER: optionalText,
+  JWT_AUDIENCE: list('JWT_AUDIENCE', [], 'audiences', (a) => (a.length <= 256 ? undefined : 'is too long')),
+  JWT_CLOCK_SKEW_S: int('JWT_CLOCK_SKEW_S', 0, 600, 30),
+  PUBLIC_TOPICS: publicTopicsVar([]),
+  CORS_ORIGINS: list('CORS_ORIGINS', [], 'origins such as https://app.example.com (no path, no *)', (o) =>
+    ORIGIN_RE.test(o) ? undefined : 'is not scheme://host[:port]',
+  ),
+  TRUST_PROXY: trustProxy,
+  MAX_CONNECTIONS: int('MAX_CONNECTIONS', 0, 10_000_000, 20_000),
+  MAX_STREAMS_PER_IP: int('MAX_STREAMS_PER_IP', 0, 10_000_000, 500),
+  MAX_STREAMS_PER_SUBJECT: int('MAX_STREAMS_PER_SUBJECT', 0, 10_000_000, 100),
+  CLUSTER_MAX_STREAMS_PER_IP: int('CLUSTER_MAX_STREAMS_PER_IP', 0, 100_000_000, 2000),
+  CLUSTER_MAX_STREAMS_PER_SUBJECT: int('CLUSTER_MAX_STREAMS_PER_SUBJECT', 0, 100_000_000, 300),
+  STREAM_COUNT_TTL_S: int('STREAM_COUNT_TTL_S', 3, 3600, 30),
+  PUBLISH_RATE_PER_MIN: int('PUBLISH_RATE_PER_MIN', 0, 100_000_000, 6000),
+};
+
+/**
+ * WEB_ROOT: the folder of static pages a gateway serves. Empty (the default): the repository's
+ * apps/web/public when it is there (build-gateway resolves it); `none`: no pages; else a directory.
+ */
+const webRoot = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw === '' || raw === 'none') return raw ?? '';
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(raw).isDirectory();
+    } catch {
+      // missing or unreadable: reported below
+    }
+    if (!isDirectory) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `WEB_ROOT must be a directory, none, or empty for the demo pages (got ${JSON.stringify(raw)})`,
+      });
+      return z.NEVER;
+    }
+    return resolve(raw);
+  });
 
 /** Variables of a gateway process (see the README's configuration table). */
 export const gatewayEnv = {
@@ -74,10 +296,21 @@ export const gatewayEnv = {
   DRAIN_S: int('DRAIN_S', 0, 3600, 10),
   PROBE_INTERVAL_MS: int('PROBE_INTERVAL_MS', 100, 60_000, 1000),
   PROBE_TIMEOUT_MS: int('PROBE_TIMEOUT_MS', 100, 60_000, 3000),
+  WEB_ROOT: webRoot,
+  ...uploadEnv,
+  ...securityEnv,
 };
 
 export const gatewaySchema = z.object(gatewayEnv);
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
+
+/** Variables of the upload worker (`npm run upload-worker`): it takes jobs from Redis. */
+export const uploadWorkerSchema = z.object({
+  ...engineEnv,
+  ...uploadEnv,
+});
+export type UploadWorkerConfig = z.infer<typeof uploadWorkerSchema>;
+export type UploadConfig = Pick<GatewayConfig, keyof typeof uploadEnv>;
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -46,6 +46,58 @@ export const PublishForbidden = createError(
   'publishing without a token is accepted from loopback only',
   403,
 );
+export const AuthRequired = createError('AUTH_REQUIRED', '%s', 401);
+export const TokenInvalid = createError(
+  'TOKEN_INVALID',
+  'token refused: %s',
+  401,
+);
+export const TokenExpired = createError(
+  'TOKEN_EXPIRED',
+  'token expired; reconnect with a fresh one (the stream resumes from Last-Event-ID)',
+  401,
+);
+export const TopicForbidden = createError(
+  'TOPIC_FORBIDDEN',
+  'the token does not allow %s topic %s',
+  403,
+);
+export const OriginForbidden = createError(
+  'ORIGIN_FORBIDDEN',
+  'origin %s may not write here; a write authenticated by a cookie or by loopback must come from an origin in CORS_ORIGINS (or this host)',
+  403,
+);
+export const TooManyStreams = createError(
+  'TOO_MANY_STREAMS',
+  '%s; close a stream or try again later',
+  429,
+);
+export const TooManyConnections = createError(
+  'TOO_MANY_CONNECTIONS',
+  'this gateway holds its maximum of %d streams (MAX_CONNECTIONS); try again shortly',
+  429,
+);
+export const RateLimited = createError(
+  'RATE_LIMITED',
+  'more than %d publishes a minute (PUBLISH_RATE_PER_MIN) for %s; slow down',
+  429,
+);
+export const HttpInvalid = createError(
+  'HTTP_INVALID',
+  'the request is not well-formed HTTP/1.1 (%s)',
+  400,
+);
+export const UrlInvalid = createError('URL_INVALID', 'the URL path %s', 400);
+export const RequestTimeout = createError(
+  'REQUEST_TIMEOUT',
+  'the request did not arrive in time',
+  408,
+);
+export const HeadersTooLarge = createError(
+  'HEADERS_TOO_LARGE',
+  'the request line and headers are larger than the server accepts (16 KiB)',
+  431,
+);
 export const NotFound = createError('NOT_FOUND', 'no route %s %s', 404);
 export const BodyTooLarge = createError(
   'BODY_TOO_LARGE',
@@ -55,6 +107,21 @@ export const BodyTooLarge = createError(
 export const UnsupportedMediaType = createError(
   'UNSUPPORTED_MEDIA_TYPE',
   'content type %s is not accepted here; send application/json',
+  415,
+);
+export const UploadInvalid = createError(
+  'UPLOAD_INVALID',
+  'upload: %s; send multipart/form-data with an optional "fileId" field, then the file as "file"',
+  400,
+);
+export const FileTooLarge = createError(
+  'FILE_TOO_LARGE',
+  'the file is larger than %d bytes (UPLOAD_MAX_BYTES)',
+  413,
+);
+export const FileTypeUnsupported = createError(
+  'FILE_TYPE_UNSUPPORTED',
+  'files of type %s are not accepted; accepted: %s (UPLOAD_TYPES)',
   415,
 );
 export const NotReady = createError(

@@ -1,12 +1,15 @@
 import fastifyRedis from '@fastify/redis';
 import type { GatewayConfig } from '@streamcast/config';
 import { MemoryEngine, type Engine } from '@streamcast/engine';
-import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
-import { streamcast } from '@streamcast/http';
+import { RedisEngine, redisClientOptions, redisConnectionOptions } from '@streamcast/engine-redis';
+import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/http';
 import { Hub } from '@streamcast/hub';
+import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { buildGuard } from './security';
 import { seedRoutes } from './seed-routes';
+import { registerWebPages, resolveWebRoot } from './web-pages';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -15,7 +18,7 @@ export interface Gateway {
 }
 
 /**
- * Composes one gateway: the engine chosen by REDIS_URL (Redis, or the embedded memory engine),
+ * Composes one gateway: the engine chosen by REDIS_URL / REDIS_SENTINELS (Redis, or the embedded memory engine),
  * the hub, and the streamcast Fastify plugin. Listening is the caller's job.
  */
 export async function buildGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
@@ -25,16 +28,26 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     bodyLimit: config.MAX_BODY_BYTES,
     // One line per request would be noise at the connection counts a gateway holds.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request: a stream's request lives for hours, and a child per request
+    // costs every idle connection memory for bindings nobody logs.
+    childLoggerFactory: (logger) => logger,
     // Streams are ended in preClose; whatever is left must not hold the process.
     forceCloseConnections: true,
     // A HEAD on a stream route would otherwise open a stream that can carry no body.
     exposeHeadRoutes: false,
+    // Behind a balancer: which peers' X-Forwarded-For gives the client IP (limits, loopback).
+    trustProxy: config.TRUST_PROXY,
+    // Malformed HTTP and undecodable URLs get the API's error shape too (and no echo of the URL).
+    clientErrorHandler,
+    frameworkErrors,
   });
   const retention = { maxLen: config.HISTORY_MAX_LEN, maxAgeS: config.HISTORY_MAX_AGE_S };
   let engine: Engine;
-  if (config.REDIS_URL) {
+  const connection = redisConnectionOptions(config);
+  if (connection) {
+    // With Sentinels the client (and its duplicate, the subscriber) follows the master.
     await app.register(fastifyRedis, {
-      url: config.REDIS_URL,
+      ...connection,
       ...redisClientOptions({ connectionName: 'sse-gateway' }),
     });
     const engineLog = log.child({ component: 'engine-redis' });
@@ -63,7 +76,14 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     hub,
     maxTopics: config.MAX_TOPICS,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    guard: buildGuard(config, connection ? app.redis : undefined, log),
+    corsOrigins: config.CORS_ORIGINS,
   });
   await app.register(seedRoutes);
+  // POST /api/upload: queued on BullMQ with Redis, processed in this process without.
+  await app.register(uploadRoutes, { config });
+  // The demo pages (WEB_ROOT): static files, registered after the API routes.
+  const webRoot = resolveWebRoot(config.WEB_ROOT);
+  if (webRoot) await registerWebPages(app, webRoot);
   return { app, hub, engine };
 }

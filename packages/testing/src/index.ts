@@ -6,3 +6,8 @@ export * from './gateway-process';
 export * from './env';
 export * from './memory-sink';
 export * from './fault-proxy';
+export * from './contiguity';
+export * from './producer-loop';
+export * from './sentinel-cluster';
+export * from './tokens';
+export * from './files';

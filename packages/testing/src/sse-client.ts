@@ -143,3 +143,10 @@ export async function publishHttp(
   if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
+
+/** One sample of a gateway's /metrics (NaN when absent). */
+export async function readMetric(baseUrl: string, name: string): Promise<number> {
+  const text = (await fetchJson(`${baseUrl}/metrics`)).body as string;
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : Number.NaN;
+}

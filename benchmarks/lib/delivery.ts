@@ -1,0 +1,246 @@
+import {
+  Publisher,
+  account,
+  now,
+  percentileUs,
+  type ClientPool,
+  type PublishTarget,
+} from '@streamcast/loadtest';
+import { sleep } from '@streamcast/testing';
+import type { BenchContext } from './context';
+import { CpuMeter, machineCpuSeconds, processesCpuSeconds } from './procs';
+import { int, ms, pct } from './report';
+import type { ServerUnderTest } from './servers';
+
+/** One measured run of events through a server to its subscribers. */
+export interface DeliveryRow {
+  server: string;
+  /** `saturated`, `open loop` or the fixed rate asked for. */
+  load: string;
+  /** Events published per second while measuring. */
+  eventsPerSec: number;
+  /** Events received per second, summed over subscribers. */
+  deliveriesPerSec: number;
+  /** Publish → receive latency in µs, over events sent while measuring. */
+  p50: number;
+  p99: number;
+  max: number;
+  /** Events owed to subscribers over the run (exact, from sequence numbers). */
+  expected: number;
+  /** Owed but never received, summed over subscribers. */
+  lost: number;
+  /** Received twice. */
+  duplicated: number;
+  /** Subscribers closed by the server (e.g. over MAX_QUEUE_BYTES); with reconnect they resume. */
+  dropped: number;
+  publishErrors: number;
+  /** CPU of the server process(es) (1 = one core). */
+  serverCpu: number;
+  /** CPU of everything on the other core: redis-server, client processes, publisher. */
+  otherCpu: number;
+  /** CPU of processes this benchmark did not start. */
+  foreignCpu: number;
+}
+
+let runs = 0;
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/**
+ * Publishes through `target` to the subscribers of `pool` and measures. Closed loop (`window`)
+ * unless `openLoop`; at `rate` events/s when given. Latency covers events sent while measuring;
+ * loss and duplicates are exact over the whole run, after waiting for the slowest subscriber.
+ */
+export async function measureDelivery(
+  ctx: BenchContext,
+  server: ServerUnderTest,
+  pool: ClientPool,
+  target: PublishTarget,
+  run: {
+    load: string;
+    topics: number;
+    rate?: number;
+    seconds: number;
+    openLoop?: boolean;
+  },
+): Promise<DeliveryRow> {
+  const p = ctx.params;
+  const id = ++runs;
+  await pool.startRun(id);
+  // At a fixed rate the window is only a safety net: ~256 KiB of frames per subscriber, far
+  // below MAX_QUEUE_BYTES (1 MiB), so a server that falls behind slows the publisher down
+  // (the achieved rate shows it) rather than dropping subscribers.
+  const frameBytes = p.payloadBytes + 64;
+  const window = run.openLoop
+    ? undefined
+    : run.rate === undefined
+      ? p.window
+      : Math.max(p.window, Math.floor((256 * 1024) / frameBytes));
+  const publisher = new Publisher({
+    target,
+    topics: run.topics,
+    run: id,
+    ...(run.rate !== undefined ? { rate: run.rate } : {}),
+    ...(window !== undefined ? { window, progress: pool } : {}),
+    concurrency: p.concurrency,
+    payloadBytes: p.payloadBytes,
+  });
+  const serverCpu = new CpuMeter(() => processesCpuSeconds(server.pids()));
+  const ours = () => [...server.pids(), process.pid, ctx.redis.pid ?? -1, ...pool.pids()];
+  const otherCpu = new CpuMeter(() =>
+    processesCpuSeconds([process.pid, ctx.redis.pid ?? -1, ...pool.pids()]),
+  );
+  // Whatever else runs on the machine meanwhile (it disturbs the figures when it is large).
+  const foreignCpu = new CpuMeter(() => machineCpuSeconds() - processesCpuSeconds(ours()));
+  // Counts taken together, so rates cover exactly the measured interval.
+  const mark = async () => {
+    const received = await pool.received();
+    return { at: now(), sent: publisher.sent, received };
+  };
+  let first = { at: 0, sent: 0, received: 0 };
+  let last = first;
+  let serverShare = NaN;
+  let otherShare = NaN;
+  let foreignShare = NaN;
+  publisher.start();
+  try {
+    // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
+    await sleep(run.rate === undefined ? 1000 : 500);
+    // Latencies count for events sent from here until the end of the interval.
+    await pool.window({ start: now() });
+    first = await mark();
+    serverCpu.start();
+    otherCpu.start();
+    foreignCpu.start();
+    await sleep(run.seconds * 1000);
+    last = await mark();
+    serverShare = serverCpu.stop();
+    otherShare = otherCpu.stop();
+    foreignShare = foreignCpu.stop();
+    await pool.window({ end: last.at });
+  } finally {
+    await publisher.stop();
+  }
+  await drain(pool, id, Math.floor(publisher.acked / run.topics), 15_000);
+  const report = await pool.report();
+  const { totals } = account(report.conns, publisher.ledgers);
+  const dropped = report.conns.reduce((n, c) => n + c.drops, 0);
+  const elapsedS = (last.at - first.at) / 1000;
+  if (totals.lost > 0 || totals.duplicated > 0 || dropped > 0 || publisher.failed > 0) {
+    log(
+      `${server.name} ${run.load}: ${totals.lost} events lost, ${totals.duplicated} duplicated, ` +
+        `${dropped} subscribers dropped, ${publisher.failed} publish errors` +
+        (publisher.lastError ? ` (${publisher.lastError.message})` : ''),
+    );
+  }
+  const row: DeliveryRow = {
+    server: server.name,
+    load: run.load,
+    eventsPerSec: (last.sent - first.sent) / elapsedS,
+    deliveriesPerSec: (last.received - first.received) / elapsedS,
+    p50: percentileUs(report.histogram, 50),
+    p99: percentileUs(report.histogram, 99),
+    max: report.histogram.totalCount > 0 ? report.histogram.maxValue : NaN,
+    expected: totals.expected,
+    lost: totals.lost,
+    duplicated: totals.duplicated,
+    dropped,
+    publishErrors: publisher.failed,
+    serverCpu: serverShare,
+    otherCpu: otherShare,
+    foreignCpu: foreignShare,
+  };
+  report.histogram.destroy();
+  return row;
+}
+
+/**
+ * Waits until the slowest open subscriber has `perTopic` events and nobody is reconnecting,
+ * then until nothing more arrives for a moment; at most `timeoutMs`.
+ */
+export async function drain(pool: ClientPool, run: number, perTopic: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (pool.minReceived(run) >= perTopic && pool.progress().down === 0) break;
+    await sleep(25);
+  }
+  let seen = await pool.received();
+  while (Date.now() < deadline) {
+    await sleep(200);
+    const again = await pool.received();
+    if (again === seen) break;
+    seen = again;
+  }
+}
+
+/** Every subscriber got every event it was owed, once. */
+export function deliveryOk(row: DeliveryRow, allowDrops = false): boolean {
+  return (
+    row.lost === 0 && row.duplicated === 0 && (allowDrops || row.dropped === 0) && row.publishErrors === 0
+  );
+}
+
+export const DELIVERY_HEAD = [
+  'server',
+  'load',
+  'events/s',
+  'deliveries/s',
+  'per server CPU-s',
+  'p50 ms',
+  'p99 ms',
+  'max ms',
+  'lost',
+  'dup',
+  'server CPU',
+  'core-1 CPU',
+  'others CPU',
+];
+
+export function deliveryCells(r: DeliveryRow): string[] {
+  return [
+    r.server,
+    r.load,
+    int(r.eventsPerSec),
+    int(r.deliveriesPerSec),
+    int(r.deliveriesPerSec / r.serverCpu),
+    ms(r.p50),
+    ms(r.p99),
+    ms(r.max),
+    `${int(r.lost)}${r.dropped > 0 ? ` (${r.dropped} dropped)` : ''}${r.publishErrors > 0 ? ` (${r.publishErrors} publish errors)` : ''}`,
+    int(r.duplicated),
+    pct(r.serverCpu),
+    pct(r.otherCpu),
+    pct(r.foreignCpu),
+  ];
+}
+
+/** streamcast against Nchan on the same load: deliveries per server CPU-second, p99. */
+export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
+  const out: string[] = [];
+  for (const load of new Set(rows.map((r) => r.load))) {
+    const ours = rows.find((r) => r.server === 'streamcast' && r.load === load);
+    const nchan = rows.find((r) => r.server === 'nchan' && r.load === load);
+    if (!ours || !nchan) continue;
+    const perCore = ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+    const raw = ours.deliveriesPerSec / nchan.deliveriesPerSec;
+    const p99 = ours.p99 / nchan.p99;
+    out.push(
+      `${scenario} ${load}: streamcast/Nchan deliveries/s ${raw.toFixed(2)}x, per server CPU-second ` +
+        `${perCore.toFixed(2)}x (target >= 1: ${perCore >= 1 ? 'met' : 'missed'}); ` +
+        `p99 ${ms(ours.p99)} vs ${ms(nchan.p99)} ms = ${p99.toFixed(2)}x (target <= 1: ${p99 <= 1 ? 'met' : 'missed'})`,
+    );
+  }
+  return out;
+}
+
+export function foreignWarning(rows: Array<{ foreignCpu: number }>): string[] {
+  const busiest = Math.max(...rows.map((r) => r.foreignCpu).filter(Number.isFinite));
+  return busiest > 0.2
+    ? [
+        `WARNING: processes this benchmark did not start used up to ${pct(busiest)} of a core while it ` +
+          'measured ("others CPU"): the figures are disturbed; rerun on a quiet machine.',
+      ]
+    : [];
+}

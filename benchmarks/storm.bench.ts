@@ -1,0 +1,287 @@
+/**
+ * Resume storm: BENCH_STORM_SERVERS servers share one Redis behind a real nginx balancer
+ * (least_conn, the first server weighted 100:1, so it holds BENCH_STORM_SUBSCRIBERS subscribers
+ * and the others a few each). Events are published at BENCH_STORM_RATE to a surviving server.
+ * The first server is killed (SIGKILL: no drain, sockets reset); every client reconnects
+ * through the balancer as EventSource does (after the server's `retry:`, with Last-Event-ID).
+ * Measured: time from the kill until every client has resumed, and events lost (must be 0) or
+ * delivered twice, exactly, from per-topic sequence numbers. The same for Nchan servers.
+ *
+ *   node -r ts-node/register/transpile-only benchmarks/storm.bench.ts   (this scenario alone)
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  account,
+  now,
+  percentileUs,
+  Publisher,
+  type ClientPool,
+  type PublishTarget,
+} from '@streamcast/loadtest';
+import { sleep } from '@streamcast/testing';
+import { startClients } from './lib/clients';
+import { withContext, type BenchContext } from './lib/context';
+import { drain } from './lib/delivery';
+import { nchanMissing, startBalancer, type NginxProcess } from './lib/nginx';
+import { int, header, ms, table } from './lib/report';
+import {
+  CLIENT_CORE,
+  SERVER_CORE,
+  startNchan,
+  startStreamcast,
+  type ServerKind,
+  type ServerUnderTest,
+} from './lib/servers';
+
+export interface StormRow {
+  server: ServerKind;
+  /** Subscribers in all, and on the server that was killed. */
+  subscribers: number;
+  onKilled: number;
+  /** Connections lost by the kill, and resumed on the others. */
+  lostConnections: number;
+  resumed: number;
+  /** From the kill until the last client resumed, and per client: p50, p99 (ms). */
+  allResumedMs: number;
+  resumeP50Ms: number;
+  resumeP99Ms: number;
+  expected: number;
+  lost: number;
+  duplicated: number;
+  publishErrors: number;
+  /** Publish → receive latency of the whole run (µs), storm included. */
+  p99: number;
+  max: number;
+}
+
+const BATCH = 500;
+const RUN = 1;
+const STORM_TIMEOUT_MS = 30_000;
+
+function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+/** Subscribers a server holds, from its own figures: /metrics (gateway), /nchan_status. */
+async function subscribersOn(server: ServerUnderTest): Promise<number> {
+  try {
+    if (server.name === 'nchan') {
+      const text = await (await fetch(`${server.url}/nchan_status`)).text();
+      return Number(/^subscribers:\s*(\d+)/m.exec(text)?.[1] ?? NaN);
+    }
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    return Number(/^sse_connections\s+(\S+)/m.exec(text)?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
+async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRow> {
+  const p = ctx.params;
+  const shared = `bench-storm-${randomUUID().slice(0, 8)}`;
+  log(`storm ${kind}: starting ${p.stormServers} servers and the balancer`);
+  const servers: ServerUnderTest[] = [];
+  let balancer: NginxProcess | undefined;
+  let pool: ClientPool | undefined;
+  let target: PublishTarget | undefined;
+  try {
+    for (let i = 0; i < p.stormServers; i++) {
+      servers.push(
+        kind === 'nchan'
+          ? await startNchan(ctx.redis.url, ctx.pinned ? SERVER_CORE : undefined, shared)
+          : // One key prefix: they are one deployment.
+            await startStreamcast(ctx.redis.url, {
+              env: { REDIS_PREFIX: shared, RETRY_MS: String(p.stormRetryMs) },
+            }),
+      );
+    }
+    const [victim, survivor] = servers as [ServerUnderTest, ServerUnderTest];
+    balancer = await startBalancer(
+      servers.map((s, i) => ({ port: s.port, weight: i === 0 ? 100 : 1 })),
+      ctx.pinned ? CLIENT_CORE : undefined,
+    );
+    const others = Math.ceil(p.stormSubscribers / 100) * (servers.length - 1);
+    const total = p.stormSubscribers + others;
+    pool = await startClients(Math.max(p.clientProcesses, Math.ceil(total / 5000)), balancer.port, {
+      reconnect: true,
+      // What a client waits when the server sent no retry: (Nchan); gateways send RETRY_MS.
+      retryMs: p.stormRetryMs,
+    });
+    const run = randomUUID().slice(0, 6);
+    const topics = Array.from({ length: p.stormTopics }, (_, i) => `bench-storm-${run}-${i}`);
+    log(`storm ${kind}: ${total} subscribers through the balancer`);
+    let ready = 0;
+    for (let i = 0; i < total; i += BATCH) {
+      const specs = Array.from({ length: Math.min(BATCH, total - i) }, (_, j) => {
+        const k = (i + j) % topics.length;
+        return { t: 0, k, path: victim.path(topics[k] as string) };
+      });
+      ({ ready } = await pool.open(specs));
+    }
+    if (ready < total) throw new Error(`only ${ready} of ${total} subscribers connected through the balancer`);
+    const onKilled = await subscribersOn(victim);
+    target = survivor.target(topics, p.concurrency);
+    await pool.startRun(RUN);
+    await pool.window({ start: now() });
+    const publisher = new Publisher({
+      target,
+      topics: topics.length,
+      run: RUN,
+      rate: p.stormRate,
+      concurrency: p.concurrency,
+      payloadBytes: p.payloadBytes,
+    });
+    publisher.start();
+    let killAt = 0;
+    let settled = false;
+    try {
+      await sleep(3000);
+      log(`storm ${kind}: killing the server holding ${onKilled} subscribers`);
+      killAt = now();
+      await victim.kill();
+      // Until every client is back (open again), or the timeout.
+      await sleep(200);
+      const deadline = Date.now() + STORM_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        const progress = pool.progress();
+        if (progress.down === 0 && progress.open >= total) {
+          settled = true;
+          break;
+        }
+        await sleep(50);
+      }
+      // Publishing goes on a little after the storm: the resumed streams must be live.
+      await sleep(2000);
+    } finally {
+      await publisher.stop();
+    }
+    if (!settled) log(`storm ${kind}: not every client resumed within ${STORM_TIMEOUT_MS / 1000} s`);
+    await drain(pool, RUN, Math.floor(publisher.acked / topics.length), 15_000);
+    const report = await pool.report();
+    const { totals } = account(report.conns, publisher.ledgers);
+    const hit = report.conns.filter((c) => c.drops > 0 && c.lostAt >= killAt);
+    const resumed = hit.filter((c) => c.resumedAt >= c.lostAt && c.open);
+    const times = resumed.map((c) => c.resumedAt - killAt).sort((a, b) => a - b);
+    const at = (q: number) => (times.length ? (times[Math.min(times.length - 1, Math.floor(q * times.length))] as number) : NaN);
+    const row: StormRow = {
+      server: kind,
+      subscribers: total,
+      onKilled,
+      lostConnections: hit.length,
+      resumed: resumed.length,
+      allResumedMs: resumed.length === hit.length && times.length ? (times[times.length - 1] as number) : NaN,
+      resumeP50Ms: at(0.5),
+      resumeP99Ms: at(0.99),
+      expected: totals.expected,
+      lost: totals.lost,
+      duplicated: totals.duplicated,
+      publishErrors: publisher.failed,
+      p99: percentileUs(report.histogram, 99),
+      max: report.histogram.totalCount > 0 ? report.histogram.maxValue : NaN,
+    };
+    report.histogram.destroy();
+    if (row.lost > 0 || row.duplicated > 0 || row.publishErrors > 0) {
+      log(
+        `storm ${kind}: ${row.lost} events lost, ${row.duplicated} duplicated, ${row.publishErrors} publish errors` +
+          (publisher.lastError ? ` (${publisher.lastError.message})` : ''),
+      );
+    }
+    return row;
+  } catch (err) {
+    for (const s of servers) {
+      const output = s.output().trim();
+      if (output) log(`${kind} ${s.port} output:\n${output.slice(-2000)}`);
+    }
+    if (balancer) log(`balancer output:\n${balancer.output().slice(-2000)}`);
+    throw err;
+  } finally {
+    await target?.close();
+    await pool?.close();
+    await balancer?.stop();
+    for (const s of servers) await s.stop();
+  }
+}
+
+export async function runStorm(ctx: BenchContext): Promise<StormRow[]> {
+  const rows = [await runStormOne(ctx, 'streamcast')];
+  if (!nchanMissing()) rows.push(await runStormOne(ctx, 'nchan'));
+  return rows;
+}
+
+/** Every client resumed within 5 s, nothing lost or duplicated. */
+export function stormOk(row: StormRow): boolean {
+  return row.resumed === row.lostConnections && row.lost === 0 && row.duplicated === 0 && row.publishErrors === 0;
+}
+
+export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {
+  const p = ctx.params;
+  const out = [
+    `resume storm: ${p.stormServers} servers behind nginx (least_conn, weights 100:1), ${p.stormTopics} topics, ` +
+      `${p.stormRate} events/s to a survivor; the server holding ~${int(p.stormSubscribers)} subscribers is SIGKILLed; ` +
+      `clients reconnect after ${p.stormRetryMs} ms (BENCH_STORM_RETRY_MS)`,
+    table(
+      [
+        'server',
+        'subscribers',
+        'on killed',
+        'lost conns',
+        'resumed',
+        'all resumed s',
+        'resume p50 s',
+        'resume p99 s',
+        'events owed',
+        'lost',
+        'dup',
+        'p99 ms',
+        'max ms',
+      ],
+      rows.map((r) => [
+        r.server,
+        int(r.subscribers),
+        int(r.onKilled),
+        int(r.lostConnections),
+        int(r.resumed),
+        (r.allResumedMs / 1000).toFixed(2),
+        (r.resumeP50Ms / 1000).toFixed(2),
+        (r.resumeP99Ms / 1000).toFixed(2),
+        int(r.expected),
+        int(r.lost),
+        int(r.duplicated),
+        ms(r.p99),
+        ms(r.max),
+      ]),
+    ),
+  ];
+  const ours = rows.find((r) => r.server === 'streamcast');
+  if (ours) {
+    const within = ours.allResumedMs <= 5000 && ours.resumed === ours.lostConnections;
+    out.push(
+      `storm target: ${int(ours.lostConnections)} clients resumed within 5 s with 0 events lost: ` +
+        `${within && ours.lost === 0 ? 'met' : 'missed'} (all resumed after ${(ours.allResumedMs / 1000).toFixed(2)} s, ` +
+        `${int(ours.lost)} lost, ${int(ours.duplicated)} duplicated)`,
+    );
+  }
+  const missing = nchanMissing();
+  if (missing) out.push(missing);
+  for (const r of rows.filter((row) => !stormOk(row))) {
+    out.push(
+      `FAILED: ${r.server}: ${int(r.lostConnections - r.resumed)} clients not resumed, ${int(r.lost)} events lost, ` +
+        `${int(r.duplicated)} duplicated, ${int(r.publishErrors)} publish errors`,
+    );
+  }
+  out.push(
+    `Times from the SIGKILL. Clients wait the retry: delay before reconnecting, as browsers do (gateways send`,
+    `RETRY_MS=${p.stormRetryMs}; Nchan sends none, so the clients wait as long, as EventSource's default does):`,
+    'that delay is part of every figure.',
+    'lost/dup: exact, per subscriber, over the whole run; resumed = open again through the balancer.',
+  );
+  return out.join('\n');
+}
+
+if (require.main === module) {
+  void withContext(async (ctx) => {
+    const rows = await runStorm(ctx);
+    process.stdout.write(`${header(ctx)}\n\n${formatStorm(ctx, rows)}\n`);
+    return rows.filter((r) => r.server === 'streamcast').every(stormOk);
+  });
+}
