@@ -159,6 +159,19 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
     await drain(pool, RUN, Math.floor(publisher.acked / topics.length), 15_000);
     const report = await pool.report();
     const { totals } = account(report.conns, publisher.ledgers);
+    if (!settled) {
+      const d = report.down;
+      log(
+        `storm ${kind}: ${d.waiting + d.connecting + d.answered} clients not back (${d.waiting} waiting ` +
+          `for the retry delay, ${d.connecting} connecting without an answer, ${d.answered} answered ` +
+          `without a frame); client errors: ` +
+          `${report.errors.connect} refused/reset/timed out, statuses ${JSON.stringify(report.errors.status)}, ` +
+          `${report.errors.dropped} dropped after being live`,
+      );
+      for (const server of servers.slice(1)) {
+        log(`storm ${kind}: ${server.url} holds ${await subscribersOn(server)} subscribers`);
+      }
+    }
     const hit = report.conns.filter((c) => c.drops > 0 && c.lostAt >= killAt);
     const resumed = hit.filter((c) => c.resumedAt >= c.lostAt && c.open);
     const times = resumed.map((c) => c.resumedAt - killAt).sort((a, b) => a - b);

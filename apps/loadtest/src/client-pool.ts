@@ -34,6 +34,8 @@ export interface PoolReport {
   /** Per second since the run's origin (send time), µs. */
   timeline: Map<number, LatencyHistogram>;
   errors: WorkerErrors;
+  /** Connections lost and not back yet, by where they are. */
+  down: { waiting: number; connecting: number; answered: number };
 }
 
 export interface PoolProgress {
@@ -189,9 +191,13 @@ export class ClientPool {
       histogram: latencyHistogram(3),
       timeline: new Map(),
       errors: { connect: 0, status: {}, dropped: 0 },
+      down: { waiting: 0, connecting: 0, answered: 0 },
     };
     for (const a of answers) {
       if (a.type !== 'report') continue;
+      out.down.waiting += a.down.waiting;
+      out.down.connecting += a.down.connecting;
+      out.down.answered += a.down.answered;
       for (const c of a.conns) out.conns.push(c);
       out.stray += a.stray;
       mergeInto(out.histogram, [a.histogram]);

@@ -70,6 +70,8 @@ export interface WorkerReport {
   /** Per second since the run's origin (by send time): [second, histogram] pairs. */
   timeline: Array<[number, string]>;
   errors: WorkerErrors;
+  /** Connections lost and not back yet, by where they are: waiting for the retry delay, connecting (no answer yet), answered but no frame yet. */
+  down: { waiting: number; connecting: number; answered: number };
 }
 
 export interface WorkerErrors {

@@ -79,6 +79,8 @@ class Conn {
   stopped = false;
   /** Lost and waiting to reconnect. */
   down = false;
+  /** Down, and the retry delay has not passed yet. */
+  waitingRetry = false;
   failed = false;
   startedAt = 0;
   target: number;
@@ -152,6 +154,12 @@ class Conn {
     this.socket?.destroy();
   }
 
+  /** Where a lost connection is on its way back. */
+  whereDown(): 'waiting' | 'connecting' | 'answered' {
+    if (this.waitingRetry) return 'waiting';
+    return this.headersDone ? 'answered' : 'connecting';
+  }
+
   /** Too slow to get its first frame: counted as a failed connection. */
   checkTimeout(at: number): void {
     if (!this.live && !this.down && !this.stopped && at - this.startedAt > config.connectTimeoutMs) {
@@ -186,7 +194,9 @@ class Conn {
     }
     if (!config.reconnect) return;
     this.down = true;
+    this.waitingRetry = true;
     setTimeout(() => {
+      this.waitingRetry = false;
       if (!this.stopped) this.start();
     }, this.retryMs).unref();
   }
@@ -444,7 +454,13 @@ process.on('message', (message: ToWorker) => {
     case 'snapshot':
       send({ type: 'snapshot', total });
       break;
-    case 'report':
+    case 'report': {
+      const down = { waiting: 0, connecting: 0, answered: 0 };
+      for (const c of conns) {
+        if (!c.down) continue;
+        const where = c.whereDown();
+        down[where]++;
+      }
       send({
         type: 'report',
         conns: conns.map((c) => c.report()),
@@ -452,8 +468,10 @@ process.on('message', (message: ToWorker) => {
         histogram: encodeHistogram(histogram),
         timeline: [...timeline].map(([second, h]) => [second, encodeHistogram(h)]),
         errors,
+        down,
       });
       break;
+    }
     case 'drop': {
       // Close every connection (the server sees them go) and forget them.
       const gone = conns.splice(0);

@@ -17,7 +17,11 @@ export interface RunOptions {
  * exit 1 if stopping fails. SIGINT (Ctrl-C at a terminal) skips the drain.
  */
 export async function listenUntilSignalled(app: FastifyInstance, options: RunOptions): Promise<void> {
-  await app.listen({ port: options.port, host: options.host });
+  // When a gateway dies, its clients all come back to the others at once (each after the same
+  // retry:). Node's default accept queue (511) overflowed under 2,500 reconnections in the
+  // resume-storm benchmark, and a dropped SYN is only retried after 1, 3, 7 s… The kernel caps
+  // this at net.core.somaxconn.
+  await app.listen({ port: options.port, host: options.host, backlog: 4096 });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
