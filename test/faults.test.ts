@@ -88,6 +88,26 @@ describe('faults between gateways and Redis', () => {
     return (await fetchJson(`${g.url}/readyz`)).status;
   }
 
+  /**
+   * kill -9 of Redis under continuous publishing (optionally losing its data): both gateways
+   * turn not ready, Redis comes back, both are ready again and 50 more events are stored.
+   */
+  async function killAndRestart(server: RedisProcess, loop: ProducerLoop, { wipe }: { wipe: boolean }) {
+    await server.kill();
+    if (wipe) server.wipe();
+    await waitFor(
+      async () => (await Promise.all(gateways.map(readiness))).every((s) => s === 503),
+      'both gateways not ready while Redis is down',
+    );
+    const storedBefore = loop.stored;
+    await sleep(300);
+    await server.launch();
+    for (const g of gateways) {
+      await waitFor(async () => (await readiness(g)) === 200, 'readiness back', 15_000);
+    }
+    await waitFor(() => loop.stored >= storedBefore + 50, '50 events stored after the restart', 15_000);
+  }
+
   it('repairs the gap when only the subscriber connections are killed, and nobody notices', async () => {
     redis = await RedisProcess.start();
     gateways = await Promise.all([startGatewayProcess(env(redis.url)), startGatewayProcess(env(redis.url))]);
@@ -163,19 +183,7 @@ describe('faults between gateways and Redis', () => {
     const loop = produce('amnesia');
     await waitFor(() => subs.every((s) => s.data('n').length >= 50), 'every subscriber at 50 events', 20_000);
 
-    await server.kill();
-    server.wipe();
-    await waitFor(
-      async () => (await Promise.all(gateways.map(readiness))).every((s) => s === 503),
-      'both gateways not ready while Redis is down',
-    );
-    const storedBefore = loop.stored;
-    await sleep(300);
-    await server.launch();
-    for (const g of gateways) {
-      await waitFor(async () => (await readiness(g)) === 200, 'readiness back', 15_000);
-    }
-    await waitFor(() => loop.stored >= storedBefore + 50, '50 events stored after the restart', 15_000);
+    await killAndRestart(server, loop, { wipe: true });
     const stored = await loop.stop();
     await waitForLast(subs, stored - 1);
     for (const sub of subs) {
@@ -198,18 +206,7 @@ describe('faults between gateways and Redis', () => {
     const loop = produce('durable');
     await waitFor(() => subs.every((s) => s.data('n').length >= 50), 'every subscriber at 50 events', 20_000);
 
-    await server.kill();
-    await waitFor(
-      async () => (await Promise.all(gateways.map(readiness))).every((s) => s === 503),
-      'both gateways not ready while Redis is down',
-    );
-    const storedBefore = loop.stored;
-    await sleep(300);
-    await server.launch();
-    for (const g of gateways) {
-      await waitFor(async () => (await readiness(g)) === 200, 'readiness back', 15_000);
-    }
-    await waitFor(() => loop.stored >= storedBefore + 50, '50 events stored after the restart', 15_000);
+    await killAndRestart(server, loop, { wipe: false });
     const stored = await loop.stop();
     await waitForLast(subs, stored - 1);
     for (const sub of subs) {

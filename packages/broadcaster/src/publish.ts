@@ -5,6 +5,7 @@ import {
   NotReady,
   assertTopic,
   normalizeEventName,
+  withTimeout,
 } from '@streamcast/protocol';
 
 /**
@@ -26,26 +27,14 @@ export async function publishToHub(
   if (json === undefined) throw new BodyInvalid('"data" is not a JSON value');
   if (!hub.isReady()) throw new NotReady('the engine link is down');
   try {
-    return await withTimeout(hub.publish(topic, eventName, json), timeoutMs);
+    return await withTimeout(
+      hub.publish(topic, eventName, json),
+      timeoutMs,
+      `not stored within ${timeoutMs} ms`,
+    );
   } catch (err) {
     throw new NotReady((err as Error).message);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not stored within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TooManyConnections, TooManyStreams } from '@streamcast/protocol';
+import { TooManyConnections, TooManyStreams, withTimeout } from '@streamcast/protocol';
 import type Redis from 'ioredis';
 import { streamsKey } from './keys';
 
@@ -210,6 +210,7 @@ export class StreamCounter {
           this.ttlMs,
         ),
         REDIS_TIMEOUT_MS,
+        `no answer within ${REDIS_TIMEOUT_MS} ms`,
       );
     } catch (err) {
       this.redisTrouble(err);
@@ -259,22 +260,6 @@ function tooMany(what: string): Error {
 /** Marks an error with the Retry-After (seconds) its answer carries. */
 export function retryAfter<E extends Error>(err: E, seconds: number): E & { retryAfter: number } {
   return Object.assign(err, { retryAfter: seconds });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 function defined<T extends object>(value: T): Partial<T> {

@@ -3,3 +3,4 @@ export * from './names';
 export * from './stream-id';
 export * from './cursor';
 export * from './frame';
+export * from './timeout';
