@@ -44,15 +44,19 @@ export class Authorizer {
 
   /**
    * May this request subscribe to `topics` (validated, distinct)? Resolves to the token's
-   * principal, or undefined when no token was needed (auth off, or every topic public: a token
-   * sent with public topics is then not even read, so a stale cookie cannot lock a page out of
-   * public streams). Throws AUTH_REQUIRED, TOKEN_INVALID, TOKEN_EXPIRED, TOPIC_FORBIDDEN, or
-   * NOT_READY when the key set cannot be fetched.
+   * principal, or undefined when there is none (auth off, or every topic public and no valid
+   * token sent: on public topics a token only unlocks private fields, and a bad or stale one is
+   * ignored, so a stale cookie cannot lock a page out of public streams). Throws AUTH_REQUIRED,
+   * TOKEN_INVALID, TOKEN_EXPIRED, TOPIC_FORBIDDEN, or NOT_READY when the key set cannot be
+   * fetched.
    */
   async authorizeSubscribe(req: AuthRequest, topics: readonly string[]): Promise<Principal | undefined> {
     if (!this.verifier) return undefined;
     const closed = topics.filter((topic) => !allowedBy(this.publicTopics, topic, undefined));
-    if (closed.length === 0) return undefined;
+    if (closed.length === 0) {
+      const sent = findToken(req, true);
+      return sent ? this.verifier.verify(sent.token).catch(() => undefined) : undefined;
+    }
     const found = findToken(req, true);
     if (!found) {
       throw new AuthRequired(

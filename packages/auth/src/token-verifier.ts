@@ -37,6 +37,8 @@ export interface Principal {
   publish: readonly string[];
   /** When the token stops being accepted here (`exp` plus the clock skew), in ms since the epoch. */
   expiresAt: number;
+  /** Every claim of the token: which private fields of events its streams see. */
+  claims: Readonly<Record<string, unknown>>;
 }
 
 /** Longer than any reasonable JWT: refused before any parsing. */
@@ -110,6 +112,7 @@ export class TokenVerifier {
       sub: typeof payload.sub === 'string' ? payload.sub : undefined,
       ...readClaims(payload.sse),
       expiresAt: ((payload.exp as number) + this.clockSkewS) * 1000,
+      claims: payload,
     };
   }
 }

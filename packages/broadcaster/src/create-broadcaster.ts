@@ -7,7 +7,7 @@ import {
 import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
 import { Hub, type HubOptions, type Logger } from '@streamcast/hub';
 import Redis, { type RedisOptions } from 'ioredis';
-import { publishToHub } from './publish';
+import { publishToHub, type PublishOptions } from './publish';
 
 export interface BroadcasterOptions {
   /**
@@ -34,6 +34,11 @@ export interface BroadcasterOptions {
   heartbeatMs?: number;
   /** Unsent bytes a stream may queue before it is dropped (it resumes). @default 1048576 */
   maxQueueBytes?: number;
+  /**
+   * A stream is closed after at most this long, at a random point of its last fifth, with a
+   * short `retry:`; the client resumes from its cursor. 0: never. @default 0
+   */
+  maxLifetimeMs?: number;
   /** A publish not stored after this long fails with NOT_READY. @default 5000 */
   publishTimeoutMs?: number;
   /** A pino-like logger (`fastify.log` fits). @default silent */
@@ -54,7 +59,12 @@ export interface Broadcaster {
    * EVENT_INVALID, EVENT_RESERVED or DATA_MISSING for bad input (nothing reaches Redis), and
    * NOT_READY while the engine cannot store.
    */
-  publish(topic: string, event: string | undefined, data: unknown): Promise<string>;
+  publish(
+    topic: string,
+    event: string | undefined,
+    data: unknown,
+    options?: PublishOptions,
+  ): Promise<string>;
   /** True while streams can be served and events published. */
   isReady(): boolean;
   /** Ends every open stream and disconnects what the broadcaster opened. */
@@ -84,6 +94,7 @@ export async function createBroadcaster(options: BroadcasterOptions = {}): Promi
     retryMs: options.retryMs,
     heartbeatMs: options.heartbeatMs,
     maxQueueBytes: options.maxQueueBytes,
+    maxLifetimeMs: options.maxLifetimeMs,
     logger: options.logger,
   });
   const hub = new Hub(engine, hubOptions);
@@ -99,7 +110,8 @@ export async function createBroadcaster(options: BroadcasterOptions = {}): Promi
   return {
     hub,
     engine,
-    publish: (topic, event, data) => publishToHub(hub, topic, event, data, publishTimeoutMs),
+    publish: (topic, event, data, publishOptions) =>
+      publishToHub(hub, topic, event, data, publishTimeoutMs, publishOptions),
     isReady: () => hub.isReady(),
     close: async () => {
       if (closed) return;

@@ -5,8 +5,17 @@ import {
   NotReady,
   assertTopic,
   normalizeEventName,
+  normalizePrivate,
   withTimeout,
 } from '@streamcast/protocol';
+
+export interface PublishOptions {
+  /**
+   * Fields of `data` (an object) only subscribers with a claim may see:
+   * `{"fields": ["email"], "claim": "staff"}` or a list of such groups (README, "Private fields").
+   */
+  private?: unknown;
+}
 
 /**
  * Validates and publishes one event through `hub`, as `POST /publish` does: bad input throws
@@ -19,16 +28,18 @@ export async function publishToHub(
   event: unknown,
   data: unknown,
   timeoutMs: number,
+  options: PublishOptions = {},
 ): Promise<string> {
   assertTopic(topic);
   const eventName = normalizeEventName(event);
   if (data === undefined) throw new DataMissing();
+  const privateFields = normalizePrivate(options.private, data);
   const json = stringify(data);
   if (json === undefined) throw new BodyInvalid('"data" is not a JSON value');
   if (!hub.isReady()) throw new NotReady('the engine link is down');
   try {
     return await withTimeout(
-      hub.publish(topic, eventName, json),
+      hub.publish(topic, eventName, json, privateFields),
       timeoutMs,
       `not stored within ${timeoutMs} ms`,
     );

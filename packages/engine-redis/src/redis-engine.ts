@@ -63,6 +63,7 @@ interface Scripts {
     data: string,
     maxLen: number,
     maxAgeMs: number,
+    privateFields: string,
   ): Promise<[string, string]>;
   sseRead(
     log: string,
@@ -110,7 +111,7 @@ export class RedisEngine implements Engine {
     this.prefix = options.keyPrefix ?? 'sse';
     this.retention = options.retention ?? DEFAULT_RETENTION;
     for (const [name, file] of [
-      ['ssePublish', 'publish-2.lua'],
+      ['ssePublish', 'publish-3.lua'],
       ['sseRead', 'read-2.lua'],
     ] as const) {
       this.client.defineCommand(name, {
@@ -153,7 +154,12 @@ export class RedisEngine implements Engine {
     this.probeTimer.unref();
   }
 
-  async publish(topic: string, event: string, data: string): Promise<PublishResult> {
+  async publish(
+    topic: string,
+    event: string,
+    data: string,
+    privateFields?: string,
+  ): Promise<PublishResult> {
     const keys = topicKeys(this.prefix, topic);
     const [epoch, id] = await this.scripts.ssePublish(
       keys.log,
@@ -164,6 +170,7 @@ export class RedisEngine implements Engine {
       data,
       this.retention.maxLen,
       this.retention.maxAgeS * 1000,
+      privateFields ?? '',
     );
     return { epoch, id };
   }
@@ -324,6 +331,7 @@ function toStored(topic: string, epoch: string, id: string, fields: string[]): S
   let event = 'message';
   let data = 'null';
   let prev = '';
+  let privateFields: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1] as string;
     switch (fields[i]) {
@@ -336,19 +344,24 @@ function toStored(topic: string, epoch: string, id: string, fields: string[]): S
       case 'p':
         prev = value;
         break;
+      case 'v':
+        privateFields = value;
+        break;
     }
   }
-  return { topic, epoch, id, prev, event, data };
+  const stored: StoredEvent = { topic, epoch, id, prev, event, data };
+  if (privateFields !== undefined) stored.private = privateFields;
+  return stored;
 }
 
-/** Parses "<id>\n<prev>\n<epoch>\n<event>\n<data>" (see publish-2.lua). */
+/** Parses "<id>\n<prev>\n<epoch>\n<event>[ <private>]\n<data>" (see publish-3.lua). */
 function parseLive(topic: string, message: string): StoredEvent | undefined {
   const a = message.indexOf('\n');
   const b = message.indexOf('\n', a + 1);
   const c = message.indexOf('\n', b + 1);
   const d = message.indexOf('\n', c + 1);
   if (a < 0 || b < 0 || c < 0 || d < 0) return undefined;
-  return {
+  const stored: StoredEvent = {
     topic,
     id: message.slice(0, a),
     prev: message.slice(a + 1, b),
@@ -356,4 +369,10 @@ function parseLive(topic: string, message: string): StoredEvent | undefined {
     event: message.slice(c + 1, d),
     data: message.slice(d + 1),
   };
+  const space = stored.event.indexOf(' ');
+  if (space !== -1) {
+    stored.private = stored.event.slice(space + 1);
+    stored.event = stored.event.slice(0, space);
+  }
+  return stored;
 }

@@ -39,7 +39,12 @@ export class MemoryEngine implements Engine {
 
   async start(): Promise<void> {}
 
-  async publish(topic: string, event: string, data: string): Promise<PublishResult> {
+  async publish(
+    topic: string,
+    event: string,
+    data: string,
+    privateFields?: string,
+  ): Promise<PublishResult> {
     if (this.closed) throw new Error('engine closed');
     const log = this.logFor(topic);
     const now = Date.now();
@@ -51,6 +56,7 @@ export class MemoryEngine implements Engine {
     }
     const id = `${log.lastMs}-${log.lastSeq}`;
     const stored: StoredEvent = { topic, epoch: this.epoch, id, prev: log.lastId, event, data };
+    if (privateFields !== undefined) stored.private = privateFields;
     log.entries.push(stored);
     log.lastId = id;
     this.trim(log, now);

@@ -13,6 +13,11 @@ export interface StoredEvent {
   event: string;
   /** The published data as JSON text. */
   data: string;
+  /**
+   * Fields of `data` only some subscribers may see, as stored (JSON text, see the protocol's
+   * private-fields.ts); absent for most events.
+   */
+  private?: string;
 }
 
 /** What `read` returns: the topic's history state and up to `limit` entries after `after`. */
@@ -53,8 +58,11 @@ export interface Engine {
   setHandlers(handlers: EngineHandlers): void;
   /** Connects; resolves once the engine can publish and listen. */
   start(): Promise<void>;
-  /** Stores the event in history and sends it to the live listeners, in one step. */
-  publish(topic: string, event: string, data: string): Promise<PublishResult>;
+  /**
+   * Stores the event in history and sends it to the live listeners, in one step. `privateFields`
+   * (normalized by the protocol's normalizePrivate) travels with the event.
+   */
+  publish(topic: string, event: string, data: string, privateFields?: string): Promise<PublishResult>;
   /** Reads history after `after` (exclusive); `after: null` reads only the head (no entries). */
   read(topic: string, after: StreamId | null, limit: number): Promise<HistoryPage>;
   /** Starts live delivery of a topic to `message`; resolves once it is live. */

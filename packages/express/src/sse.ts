@@ -105,6 +105,7 @@ export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandl
       headers: options.headers,
       preamble,
       expiresAt: admission?.expiresAt,
+      viewer: admission?.principal?.claims,
     });
   };
 }

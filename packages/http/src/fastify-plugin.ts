@@ -2,6 +2,7 @@ import {
   createBroadcaster,
   publishToHub,
   type Broadcaster,
+  type PublishOptions,
   type BroadcasterOptions,
 } from '@streamcast/broadcaster';
 import type { OutgoingHttpHeaders } from 'node:http';
@@ -22,6 +23,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { Guard, type Admission } from './guard';
 import { createMetrics } from './metrics';
+import { poll, readPollTimeout } from './poll';
 import {
   bounceStream,
   onResponseClose,
@@ -48,6 +50,8 @@ export interface StreamcastOptions extends BroadcasterOptions {
   publishTimeoutMs?: number;
   /** Register GET /events. @default true */
   events?: boolean;
+  /** Register GET /poll, the long-polling fallback for clients without EventSource. @default true */
+  poll?: boolean;
   /** Register POST /publish. @default true */
   publish?: boolean;
   /** Register GET /healthz, /readyz and /metrics. @default true */
@@ -86,17 +90,22 @@ declare module 'fastify' {
       hub: Hub;
       draining: boolean;
       /**
-       * Publishes from the host app: validated like `POST /publish`, resolves to the event's id
-       * once stored; NOT_READY while the engine cannot store.
+       * Publishes from the host app: validated like `POST /publish` (`options.private` as its
+       * `private`), resolves to the event's id once stored; NOT_READY while the engine cannot store.
        */
-      publish(topic: string, event: string | undefined, data: unknown): Promise<string>;
+      publish(
+        topic: string,
+        event: string | undefined,
+        data: unknown,
+        options?: PublishOptions,
+      ): Promise<string>;
     };
   }
 }
 
 type RedisClient = NonNullable<BroadcasterOptions['redis']>;
 
-const PUBLISH_FIELDS = new Set(['topic', 'event', 'data']);
+const PUBLISH_FIELDS = new Set(['topic', 'event', 'data', 'private']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Headers set on the reply so far (by hooks such as CORS's), for a hijacked response. */
@@ -117,8 +126,8 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
   const state = {
     hub,
     draining: false,
-    publish: (topic: string, event: string | undefined, data: unknown) =>
-      publishToHub(hub, topic, event, data, publishTimeoutMs),
+    publish: (topic: string, event: string | undefined, data: unknown, options?: PublishOptions) =>
+      publishToHub(hub, topic, event, data, publishTimeoutMs, options),
   };
   fastify.decorate('streamcast', state);
   const guard = options.guard ?? new Guard();
@@ -172,6 +181,7 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       ...serveOptions,
       headers,
       expiresAt: admission.expiresAt,
+      viewer: admission.principal?.claims,
     });
   });
 
@@ -204,6 +214,35 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     });
   }
 
+  if (options.poll !== false) {
+    fastify.get('/poll', async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const topic = query.topic;
+      const streamRequest = readStreamRequest(
+        topic === undefined ? [] : Array.isArray(topic) ? topic : [topic],
+        request.headers['last-event-id'],
+        query.lastEventId,
+        maxTopics,
+      );
+      const waitMs = readPollTimeout(query.timeout) * 1000;
+      const admission = await guard.admitStream(authRequestOf(request), streamRequest.topics);
+      try {
+        const gone = new Promise<void>((resolve) => onResponseClose(reply.raw, resolve));
+        const answer = await poll(hub, streamRequest, {
+          waitMs,
+          gone,
+          viewer: admission.principal?.claims,
+        });
+        if (answer === undefined || reply.raw.destroyed) return reply.hijack();
+        reply.header('cache-control', 'no-store');
+        reply.type('application/json; charset=utf-8');
+        return reply.send(answer);
+      } finally {
+        admission.release();
+      }
+    });
+  }
+
   if (options.publish !== false) {
     // Authenticated (and rate limited) before the body is read.
     const admitPublish = async (request: FastifyRequest) => {
@@ -221,7 +260,10 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       assertTopic(topic);
       guard.assertPublish(publishPrincipals.get(request), topic);
       // A JSON body has no undefined values: a missing "data" is what publishToHub refuses.
-      return { id: await publishToHub(hub, topic, event, data, publishTimeoutMs) };
+      const id = await publishToHub(hub, topic, event, data, publishTimeoutMs, {
+        private: (body as Record<string, unknown>).private,
+      });
+      return { id };
     });
   }
 

@@ -50,6 +50,11 @@ export function createMetrics(
     ['sse_connections_opened_total', 'Event streams opened', () => hub.stats.connectionsOpened],
     ['sse_gap_repairs_total', 'Gaps in live delivery repaired from history', () => hub.stats.gapRepairs],
     ['sse_streams_expired_total', 'Streams ended because their token expired', () => hub.stats.expired],
+    [
+      'sse_stream_lifetime_closes_total',
+      'Streams closed at their maximum lifetime (STREAM_MAX_LIFETIME_S)',
+      () => hub.stats.lifetimeCloses,
+    ],
   ];
   for (const [name, help, read] of counters) {
     new Counter({

@@ -9,6 +9,7 @@ import {
   parseCursor,
   type ErrorBody,
   type ParsedCursor,
+  type Viewer,
 } from '@streamcast/protocol';
 import { ResponseSink } from './response-sink';
 
@@ -49,6 +50,8 @@ export interface ServeOptions {
   preamble?: string;
   /** When the stream ends (its token expires), in ms since the epoch. */
   expiresAt?: number;
+  /** The claims of the subscriber's token: which private fields it sees. */
+  viewer?: Viewer;
 }
 
 /**
@@ -71,7 +74,7 @@ export async function serveStream(
   }
   const sink = new ResponseSink(res, options.headers, options.expiresAt);
   try {
-    await hub.subscribe(sink, request.topics, request.cursor, options.preamble);
+    await hub.subscribe(sink, request.topics, request.cursor, options.preamble, options.viewer);
   } catch {
     bounceStream(res, hub.options.retryMs, options.headers);
   }

@@ -4,14 +4,20 @@ import {
   NotReady,
   RESET_EVENT,
   ZERO_ID,
+  claimHolds,
   compareIds,
   encodeEventBody,
   encodeRetry,
   formatCursor,
+  parsePrivate,
   positionSuffix,
   singleTopicCursor,
+  stripFields,
+  visibleMask,
   type ParsedCursor,
+  type PrivateGroup,
   type StreamId,
+  type Viewer,
 } from '@streamcast/protocol';
 import {
   DEFAULT_HUB_OPTIONS,
@@ -41,6 +47,7 @@ export class Hub {
     connectionsOpened: 0,
     gapRepairs: 0,
     expired: 0,
+    lifetimeCloses: 0,
   };
   private readonly channels = new Map<string, Channel>();
   private readonly connections = new Set<Connection>();
@@ -122,30 +129,34 @@ export class Hub {
   }
 
   /**
-   * Stores an event and fans it out. `data` is JSON text. Resolves to the event's id: the
+   * Stores an event and fans it out. `data` is JSON text; `privateFields` (from the protocol's
+   * normalizePrivate) marks fields only some subscribers see. Resolves to the event's id: the
    * cursor a single-topic connection to this topic would carry after it.
    */
-  async publish(topic: string, event: string, data: string): Promise<string> {
-    const result = await this.engine.publish(topic, event, data);
+  async publish(topic: string, event: string, data: string, privateFields?: string): Promise<string> {
+    const result = await this.engine.publish(topic, event, data, privateFields);
     this.stats.published++;
     return singleTopicCursor(result);
   }
 
   /**
    * Opens a stream on `topics` (distinct and sorted, see normalizeTopics) for `sink`, resuming
-   * after `cursor` when given; `preamble` is written right after the `retry:` line. Resolves once history is sent and the stream is live. Throws
-   * NOT_READY, before anything was written, when the engine cannot serve.
+   * after `cursor` when given; `preamble` is written right after the `retry:` line; `viewer`,
+   * the claims of the subscriber's token, decides which private fields it sees. Resolves once
+   * history is sent and the stream is live. Throws NOT_READY, before anything was written, when
+   * the engine cannot serve.
    */
   async subscribe(
     sink: Sink,
     topics: readonly string[],
     cursor?: ParsedCursor,
     preamble?: string,
+    viewer?: Viewer,
   ): Promise<void> {
     if (!this.isReady()) {
       throw new NotReady(this.draining ? 'draining' : 'the engine link is down');
     }
-    const conn = new Connection(this, sink, topics);
+    const conn = new Connection(this, sink, topics, viewer);
     this.connections.add(conn);
     this.stats.connectionsOpened++;
     sink.onClose(() => this.drop(conn));
@@ -367,25 +378,62 @@ export class Hub {
   private dispatch(channel: Channel, event: StoredEvent): void {
     channel.lastId = event.id;
     const suffix = positionSuffix(event);
-    const body = encodeEventBody(event.event, event.data);
-    let delivered = 0;
-    if (channel.solo.size > 0) {
-      const frame = Buffer.from(`id: 1~0${suffix}\n${body}`);
-      for (const conn of channel.solo) conn.write(frame);
-      delivered += channel.solo.size;
-    }
-    if (channel.multi.size > 0) {
+    if (event.private !== undefined) {
+      this.dispatchPrivate(channel, event, suffix);
+    } else {
+      const body = encodeEventBody(event.event, event.data);
+      if (channel.solo.size > 0) {
+        const frame = Buffer.from(`id: 1~0${suffix}\n${body}`);
+        for (const conn of channel.solo) conn.write(frame);
+      }
       for (const member of channel.multi) {
         member.epoch = event.epoch;
         member.lastId = event.id;
         member.suffix = suffix;
         member.conn.writeEvent(body);
       }
-      delivered += channel.multi.size;
     }
     for (const member of channel.pending) member.hold(event);
-    this.stats.delivered += delivered;
+    this.stats.delivered += channel.solo.size + channel.multi.size;
     this.settleWaiting(channel);
+  }
+
+  /**
+   * dispatch() of an event with private fields: one body per variant (which groups of fields a
+   * subscriber may see), each encoded once, and single-topic streams sorted by variant so every
+   * stream of a variant gets the very same frame.
+   */
+  private dispatchPrivate(channel: Channel, event: StoredEvent, suffix: string): void {
+    const groups = parsePrivate(event.private as string);
+    const bodies = new Map<number, string>();
+    const bodyFor = (conn: Connection): string => {
+      const mask = conn.maskOf(groups);
+      let body = bodies.get(mask);
+      if (body === undefined) {
+        body = encodeEventBody(event.event, stripFields(event.data, groups, mask));
+        bodies.set(mask, body);
+      }
+      return body;
+    };
+    if (channel.solo.size > 0) {
+      const byMask = new Map<number, Connection[]>();
+      for (const conn of channel.solo) {
+        const mask = conn.maskOf(groups);
+        const conns = byMask.get(mask);
+        if (conns) conns.push(conn);
+        else byMask.set(mask, [conn]);
+      }
+      for (const conns of byMask.values()) {
+        const frame = Buffer.from(`id: 1~0${suffix}\n${bodyFor(conns[0] as Connection)}`);
+        for (const conn of conns) conn.write(frame);
+      }
+    }
+    for (const member of channel.multi) {
+      member.epoch = event.epoch;
+      member.lastId = event.id;
+      member.suffix = suffix;
+      member.conn.writeEvent(bodyFor(member.conn));
+    }
   }
 
   private resetChannel(channel: Channel, reason: ResetReason, epoch: string, id: StreamId): void {
@@ -492,7 +540,7 @@ export class Hub {
       if (conn.sink.bufferedBytes > this.options.maxQueueBytes / 2) await conn.sink.drained();
       if (conn.closed || e.prev !== member.lastId) return false;
       member.setPosition(e.epoch, e.id);
-      conn.writeEvent(encodeEventBody(e.event, e.data));
+      conn.writeEvent(conn.bodyOf(e));
       this.stats.delivered++;
     }
     return true;
@@ -555,7 +603,7 @@ export class Hub {
       } else if (event.epoch === member.epoch && event.prev === member.lastId) {
         member.buffer.shift();
         member.setPosition(event.epoch, event.id);
-        member.conn.writeEvent(encodeEventBody(event.event, event.data));
+        member.conn.writeEvent(member.conn.bodyOf(event));
         this.stats.delivered++;
       } else {
         return 'gap';
@@ -622,11 +670,15 @@ export class Hub {
     this.clock = Date.now();
     const quietSince = this.clock - this.options.heartbeatMs;
     let expired: Connection[] | undefined;
+    let aged: Connection[] | undefined;
     for (const conn of this.connections) {
+      if (!conn.begun) continue;
       const expiresAt = conn.sink.expiresAt;
-      if (expiresAt !== undefined && expiresAt <= this.clock && conn.begun) {
+      if (expiresAt !== undefined && expiresAt <= this.clock) {
         (expired ??= []).push(conn);
-      } else if (conn.begun && conn.lastWrite <= quietSince) {
+      } else if (conn.endsAt <= this.clock) {
+        (aged ??= []).push(conn);
+      } else if (conn.lastWrite <= quietSince) {
         conn.write(HEARTBEAT);
       }
     }
@@ -634,6 +686,13 @@ export class Hub {
     for (const conn of expired ?? []) {
       this.stats.expired++;
       conn.write(': token expired\n\n');
+      conn.sink.end();
+      this.drop(conn);
+    }
+    for (const conn of aged ?? []) {
+      this.stats.lifetimeCloses++;
+      // Come back soon (resuming from the cursor), not after the usual retry delay.
+      conn.write(`${encodeRetry(100 + Math.floor(Math.random() * 900))}: stream lifetime reached\n\n`);
       conn.sink.end();
       this.drop(conn);
     }
@@ -764,12 +823,41 @@ class Connection {
   begun = false;
   closed = false;
   lastWrite = 0;
+  /** When the stream is closed for its age (HubOptions.maxLifetimeMs), in ms since the epoch. */
+  readonly endsAt: number;
+
+  /** Which claims the viewer holds, as asked by events with private fields. */
+  private claims: Map<string, boolean> | undefined;
 
   constructor(
     readonly hub: Hub,
     readonly sink: Sink,
     readonly topics: readonly string[],
-  ) {}
+    readonly viewer: Viewer,
+  ) {
+    const lifetime = hub.options.maxLifetimeMs;
+    this.endsAt = lifetime > 0 ? hub.clock + lifetime * (0.8 + 0.2 * Math.random()) : Infinity;
+  }
+
+  /** The groups of private fields this connection may see (see visibleMask). */
+  maskOf(groups: PrivateGroup[] | null): number {
+    return visibleMask(groups, (claim) => {
+      const claims = (this.claims ??= new Map());
+      let holds = claims.get(claim);
+      if (holds === undefined) {
+        holds = claimHolds(this.viewer, claim);
+        claims.set(claim, holds);
+      }
+      return holds;
+    });
+  }
+
+  /** The `event:`/`data:` lines of `event` as this connection may see it. */
+  bodyOf(event: StoredEvent): string {
+    if (event.private === undefined) return encodeEventBody(event.event, event.data);
+    const groups = parsePrivate(event.private);
+    return encodeEventBody(event.event, stripFields(event.data, groups, this.maskOf(groups)));
+  }
 
   begin(preamble = ''): void {
     this.begun = true;

@@ -47,6 +47,12 @@ export interface HubOptions {
   maxQueueBytes: number;
   /** History entries read per round trip. @default 500 */
   pageSize: number;
+  /**
+   * A stream is closed after at most this long (0: never), at a random point of its last fifth
+   * so that streams opened together do not all close together; it is sent a short `retry:`
+   * first and resumes from its cursor. @default 0
+   */
+  maxLifetimeMs: number;
   logger: Logger;
 }
 
@@ -55,6 +61,7 @@ export const DEFAULT_HUB_OPTIONS: HubOptions = {
   heartbeatMs: 15000,
   maxQueueBytes: 1024 * 1024,
   pageSize: 500,
+  maxLifetimeMs: 0,
   logger: silentLogger,
 };
 
@@ -70,4 +77,6 @@ export interface HubStats {
   gapRepairs: number;
   /** Streams ended because their token expired. */
   expired: number;
+  /** Streams closed at their maximum lifetime. */
+  lifetimeCloses: number;
 }

@@ -4,3 +4,4 @@ export * from './stream-id';
 export * from './cursor';
 export * from './frame';
 export * from './timeout';
+export * from './private-fields';

@@ -66,6 +66,7 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     retryMs: config.RETRY_MS,
     heartbeatMs: config.HEARTBEAT_S * 1000,
     maxQueueBytes: config.MAX_QUEUE_BYTES,
+    maxLifetimeMs: config.STREAM_MAX_LIFETIME_S * 1000,
     logger: log.child({ component: 'hub' }),
   });
   await hub.start();

@@ -10,10 +10,12 @@
   ARGV[4]  data (JSON text)
   ARGV[5]  history length bound (approximate, MAXLEN ~)
   ARGV[6]  history age bound in ms (0: none)
+  ARGV[7]  private fields (JSON text, see protocol's private-fields.ts), '' for none
 
   Returns {epoch, id}. The live message is "<id>\n<prev>\n<epoch>\n<event>\n<data>", where prev
   is the id stored before this one (0-0 for the first): readers use it to prove they saw every
-  entry.
+  entry. With private fields the event line is "<event> <private>" (event names have no space,
+  the private text no newline). Entries: fields e (event), d (data), p (previous id), v (private).
 ]]
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
@@ -29,8 +31,16 @@ if not prev then
   redis.call('PERSIST', KEYS[2])
 end
 -- XADD before PUBLISH: a reader that resumes from history must find the event there.
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
-  'e', ARGV[3], 'd', ARGV[4], 'p', prev)
+local id
+local eventLine = ARGV[3]
+if ARGV[7] ~= '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+    'e', ARGV[3], 'd', ARGV[4], 'p', prev, 'v', ARGV[7])
+  eventLine = ARGV[3] .. ' ' .. ARGV[7]
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+    'e', ARGV[3], 'd', ARGV[4], 'p', prev)
+end
 redis.call('HSET', KEYS[2], 'last', id)
 local maxAge = tonumber(ARGV[6])
 if maxAge > 0 then
@@ -40,5 +50,5 @@ if maxAge > 0 then
     redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
   end
 end
-redis.call('PUBLISH', ARGV[2], id .. '\n' .. prev .. '\n' .. epoch .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
+redis.call('PUBLISH', ARGV[2], id .. '\n' .. prev .. '\n' .. epoch .. '\n' .. eventLine .. '\n' .. ARGV[4])
 return {epoch, id}
