@@ -15,6 +15,7 @@ import {
   stripFields,
   visibleMask,
   type ParsedCursor,
+  type TopicPosition,
   type PrivateGroup,
   type StreamId,
   type Viewer,
@@ -377,6 +378,7 @@ export class Hub {
   /** Sends one event to everyone on the channel: the same bytes to every single-topic stream. */
   private dispatch(channel: Channel, event: StoredEvent): void {
     channel.lastId = event.id;
+    channel.remember(event);
     const suffix = positionSuffix(event);
     if (event.private !== undefined) {
       this.dispatchPrivate(channel, event, suffix);
@@ -439,6 +441,7 @@ export class Hub {
   private resetChannel(channel: Channel, reason: ResetReason, epoch: string, id: StreamId): void {
     channel.epoch = epoch;
     channel.lastId = id;
+    channel.forgetRecent();
     const data = JSON.stringify({ topics: [channel.topic], reason });
     const body = encodeEventBody(RESET_EVENT, data);
     if (channel.solo.size > 0) {
@@ -463,6 +466,11 @@ export class Hub {
   private async place(member: Member, cursor: ParsedCursor | undefined): Promise<Plan> {
     const topic = member.channel.topic;
     const position = cursor?.positions.get(member.index);
+    const fromMemory = this.placeFromMemory(member, position);
+    if (fromMemory) {
+      const unplaceable = !position && cursor !== undefined && !cursor.placeable;
+      return { reset: unplaceable ? 'cursor-unknown' : undefined, entries: fromMemory, more: false };
+    }
     if (!position) {
       const head = await this.engine.read(topic, null, 0);
       member.setPosition(head.epoch, head.lastId);
@@ -477,11 +485,31 @@ export class Hub {
       return { reset: verdict.reset, entries: start.entries, more: start.more };
     }
     member.setPosition(position.epoch, position.id);
-    return {
-      reset: undefined,
-      entries: page.entries,
-      more: page.entries.length >= this.options.pageSize,
-    };
+    const more = page.entries.length >= this.options.pageSize;
+    // History that ends where the channel's memory begins extends it: the next stream resuming
+    // from here (a storm brings hundreds per topic) is placed from memory.
+    if (!more && member.channel.state === 'live') member.channel.learn(page.epoch, page.entries);
+    return { reset: undefined, entries: page.entries, more };
+  }
+
+  /**
+   * Places a member without asking the engine, when its live channel can: a new stream starts at
+   * the channel's head (events stored but still on their way to the channel reach the member
+   * through its buffer), and a resuming one whose position is among the channel's recent events
+   * gets those after it. The channel delivered them in chain order, so they are exactly the
+   * history after that position. Undefined when history must be read.
+   */
+  private placeFromMemory(member: Member, position: TopicPosition | undefined): StoredEvent[] | undefined {
+    const channel = member.channel;
+    if (channel.state !== 'live' || channel.closed) return undefined;
+    if (!position) {
+      member.setPosition(channel.epoch, channel.lastId);
+      return [];
+    }
+    if (position.epoch !== channel.epoch) return undefined;
+    const entries = channel.recentAfter(position.id);
+    if (entries) member.setPosition(position.epoch, position.id);
+    return entries;
   }
 
   /**
@@ -536,13 +564,24 @@ export class Hub {
    */
   private async writeEntries(member: Member, entries: StoredEvent[]): Promise<boolean> {
     const conn = member.conn;
+    const half = this.options.maxQueueBytes / 2;
+    // One write for the lot (a resume storm is thousands of these), split only to pause.
+    let out = '';
     for (const e of entries) {
-      if (conn.sink.bufferedBytes > this.options.maxQueueBytes / 2) await conn.sink.drained();
-      if (conn.closed || e.prev !== member.lastId) return false;
+      if (out.length + conn.sink.bufferedBytes > half) {
+        conn.write(out);
+        out = '';
+        if (conn.sink.bufferedBytes > half) await conn.sink.drained();
+      }
+      if (conn.closed || e.prev !== member.lastId) {
+        if (out !== '') conn.write(out);
+        return false;
+      }
       member.setPosition(e.epoch, e.id);
-      conn.writeEvent(conn.bodyOf(e));
+      out += `id: ${conn.cursor()}\n${conn.bodyOf(e)}`;
       this.stats.delivered++;
     }
+    if (out !== '') conn.write(out);
     return true;
   }
 
@@ -782,9 +821,73 @@ class Channel {
   needsRepair = false;
   closed = false;
   broken = false;
+  /**
+   * The newest events this channel delivered, oldest first, ending at `lastId`: a resuming
+   * stream positioned among them catches up from memory instead of reading history.
+   */
+  private recent: StoredEvent[] = [];
+  private recentBytes = 0;
 
   constructor(readonly topic: string) {}
+
+  remember(event: StoredEvent): void {
+    this.recent.push(event);
+    this.recentBytes += event.data.length + RECENT_ENTRY_OVERHEAD;
+    while (this.recent.length > RECENT_MAX_EVENTS || this.recentBytes > RECENT_MAX_BYTES) {
+      const dropped = this.recent.shift() as StoredEvent;
+      this.recentBytes -= dropped.data.length + RECENT_ENTRY_OVERHEAD;
+    }
+  }
+
+  /**
+   * Prepends history entries (of `epoch`, in order) that end where the recent events begin,
+   * within the bounds; anything else is ignored.
+   */
+  learn(epoch: string, entries: readonly StoredEvent[]): void {
+    const last = entries[entries.length - 1];
+    if (epoch !== this.epoch || !last) return;
+    if (last.id !== (this.recent.length > 0 ? (this.recent[0] as StoredEvent).prev : this.lastId)) return;
+    let bytes = this.recentBytes;
+    let from = entries.length;
+    while (from > 0 && this.recent.length + entries.length - from < RECENT_MAX_EVENTS) {
+      const entry = entries[from - 1] as StoredEvent;
+      if (from < entries.length && (entries[from] as StoredEvent).prev !== entry.id) break;
+      const size = entry.data.length + RECENT_ENTRY_OVERHEAD;
+      if (bytes + size > RECENT_MAX_BYTES) break;
+      bytes += size;
+      from--;
+    }
+    if (from === entries.length) return;
+    this.recent = entries.slice(from).concat(this.recent);
+    this.recentBytes = bytes;
+  }
+
+  /** After a reset: what was delivered before is no history of the new position. */
+  forgetRecent(): void {
+    this.recent = [];
+    this.recentBytes = 0;
+  }
+
+  /**
+   * The delivered events after `id` (same epoch), or undefined when `id` is not the head, nor
+   * among the recent events, nor the one just before them.
+   */
+  recentAfter(id: StreamId): StoredEvent[] | undefined {
+    if (id === this.lastId) return [];
+    const recent = this.recent;
+    if (recent.length === 0) return undefined;
+    if ((recent[0] as StoredEvent).prev === id) return recent.slice();
+    for (let i = recent.length - 1; i >= 0; i--) {
+      if ((recent[i] as StoredEvent).id === id) return recent.slice(i + 1);
+    }
+    return undefined;
+  }
 }
+
+/** Bounds of a channel's recent events (Channel.remember). */
+const RECENT_MAX_EVENTS = 128;
+const RECENT_MAX_BYTES = 64 * 1024;
+const RECENT_ENTRY_OVERHEAD = 128;
 
 /** One topic of one connection. */
 class Member {

@@ -1,0 +1,85 @@
+import { MemoryEngine } from '@streamcast/engine';
+import { parseCursor } from '@streamcast/protocol';
+import { MemorySink } from '@streamcast/testing';
+import { Hub } from './hub';
+
+/**
+ * A live channel places new and resuming streams from memory (its recent events), reading
+ * history only for positions it does not hold; either way a stream gets the same events.
+ */
+describe('placing streams from the channel', () => {
+  let engine: MemoryEngine;
+  let reads: number;
+  let hub: Hub;
+
+  beforeEach(async () => {
+    engine = new MemoryEngine({ maxLen: 10_000, maxAgeS: 0 });
+    const read = engine.read.bind(engine);
+    reads = 0;
+    engine.read = (...args) => {
+      reads++;
+      return read(...args);
+    };
+    hub = new Hub(engine);
+    await hub.start();
+  });
+
+  afterEach(async () => {
+    await hub.close();
+  });
+
+  async function publishMany(topic: string, count: number, from = 0): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = from; i < from + count; i++) ids.push(await hub.publish(topic, 'n', JSON.stringify({ i })));
+    return ids;
+  }
+
+  it('resumes from recent events without reading history, and from history beyond them', async () => {
+    const holder = new MemorySink();
+    await hub.subscribe(holder, ['t']);
+    const ids = await publishMany('t', 300);
+    await holder.waitForEvents(300);
+
+    reads = 0;
+    const fresh = new MemorySink();
+    await hub.subscribe(fresh, ['t']);
+    const near = new MemorySink();
+    await hub.subscribe(near, ['t'], parseCursor(ids[250] as string));
+    expect(reads).toBe(0);
+    expect(near.data()).toEqual(Array.from({ length: 49 }, (_, k) => ({ i: 251 + k })));
+    expect(fresh.events.filter((e) => e.event === 'n')).toEqual([]);
+
+    // Older than the 128 events kept: read from history, same result.
+    const far = new MemorySink();
+    await hub.subscribe(far, ['t'], parseCursor(ids[10] as string));
+    expect(reads).toBeGreaterThan(0);
+    expect(far.data()).toEqual(Array.from({ length: 289 }, (_, k) => ({ i: 11 + k })));
+
+    // All of them go on live, exactly once.
+    await publishMany('t', 2, 300);
+    await fresh.waitForEvents(2);
+    await far.waitForEvents(291);
+    expect(fresh.data()).toEqual([{ i: 300 }, { i: 301 }]);
+    expect(near.data().slice(-3)).toEqual([{ i: 299 }, { i: 300 }, { i: 301 }]);
+    expect(far.data()).toHaveLength(291);
+  });
+
+  it('learns from history that ends where its memory begins', async () => {
+    const ids = await publishMany('u', 50);
+    // The channel starts after those events: it holds none of them.
+    const first = new MemorySink();
+    reads = 0;
+    await hub.subscribe(first, ['u'], parseCursor(ids[20] as string));
+    const readsForFirst = reads;
+    expect(readsForFirst).toBeGreaterThan(0);
+    expect(first.data()).toHaveLength(29);
+    // The same position again, and a later one: from memory now.
+    const second = new MemorySink();
+    const third = new MemorySink();
+    await hub.subscribe(second, ['u'], parseCursor(ids[20] as string));
+    await hub.subscribe(third, ['u'], parseCursor(ids[40] as string));
+    expect(reads).toBe(readsForFirst);
+    expect(second.data()).toEqual(first.data());
+    expect(third.data()).toEqual(first.data().slice(20));
+  });
+});
