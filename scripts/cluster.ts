@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 
 /**
  * `npm run cluster`: the docker-compose topology from local processes, no Docker. A
@@ -44,6 +45,12 @@ export interface NginxValues {
   upstreamServers: string[];
   /** `<path> streamcast`, or `off`. */
   accessLog: string;
+  /** HTTPS and HTTP/2: `nginxTlsDirectives(…)`. Absent or '': plain HTTP only. */
+  tls?: string;
+  /** With TLS, the HTTPS port users reach: plain HTTP redirects there. */
+  httpsPort?: number | string;
+  /** With TLS, the Strict-Transport-Security max-age in seconds. @default 0 (no header) */
+  hstsMaxAge?: number | string;
 }
 
 /**
@@ -56,12 +63,43 @@ export function renderNginxConfig(values: NginxValues, template = readFileSync(N
     STREAMCAST_RESOLVER: values.resolver || '# no resolver: a static list of gateways',
     STREAMCAST_UPSTREAM_SERVERS: values.upstreamServers.join('\n        '),
     STREAMCAST_ACCESS_LOG: values.accessLog,
+    STREAMCAST_TLS: values.tls || '# no TLS: plain HTTP only',
+    STREAMCAST_HTTPS_PORT: String(values.httpsPort ?? ''),
+    STREAMCAST_HSTS_MAX_AGE: String(values.hstsMaxAge ?? 0),
   };
+  if (!values.tls && fill.STREAMCAST_HTTPS_PORT) throw new Error('nginx: an HTTPS port to redirect to, but no TLS');
   return template.replace(/\$\{(STREAMCAST_[A-Z0-9_]+)\}/g, (_, name: string) => {
     const value = fill[name];
     if (value === undefined) throw new Error(`${NGINX_TEMPLATE}: unknown placeholder \${${name}}`);
     return value;
   });
+}
+
+export interface NginxTls {
+  /** What the HTTPS listener listens on: `8443`, `127.0.0.1:8443`. */
+  listen: string;
+  /** PEM certificate (the chain after it) and its key, as nginx sees the paths. */
+  certFile: string;
+  keyFile: string;
+  /**
+   * How to turn HTTP/2 on: a `listen … http2` parameter (nginx before 1.25.1, e.g. Debian's
+   * 1.22), or the `http2 on;` directive (1.25.1 on, where the parameter is deprecated).
+   */
+  http2: 'listen' | 'directive';
+}
+
+/** The STREAMCAST_TLS directives: the HTTPS listener with HTTP/2, the certificate and key. */
+export function nginxTlsDirectives(tls: NginxTls, separator = '\n        '): string {
+  const path = (file: string) => {
+    if (/["$\\\n]/.test(file)) throw new Error(`nginx: unusable certificate path ${JSON.stringify(file)}`);
+    return `"${file}"`;
+  };
+  return [
+    `listen ${tls.listen} ssl${tls.http2 === 'listen' ? ' http2' : ''} backlog=4096;`,
+    ...(tls.http2 === 'directive' ? ['http2 on;'] : []),
+    `ssl_certificate ${path(tls.certFile)};`,
+    `ssl_certificate_key ${path(tls.keyFile)};`,
+  ].join(separator);
 }
 
 /** The upstream line of one local gateway; `down` keeps it out of rotation. */
@@ -81,6 +119,36 @@ export function nginxPath(): string {
   const path = process.env.NGINX_BIN || which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
   if (!path) throw new Error('nginx is not installed: apt-get install nginx-light (or nginx), or set NGINX_BIN');
   return path;
+}
+
+/** How nginx `version` (`1.22.1`, `1.28`) turns HTTP/2 on: `http2 on;` from 1.25.1, a `listen` parameter before. */
+export function http2StyleFor(version: string): NginxTls['http2'] {
+  const [major = 0, minor = 0, patch = 0] = version.split('.').map(Number);
+  return major * 1e6 + minor * 1e3 + patch >= 1_025_001 ? 'directive' : 'listen';
+}
+
+/** How the nginx at `bin` turns HTTP/2 on (see http2StyleFor). */
+export function nginxHttp2Style(bin = nginxPath()): NginxTls['http2'] {
+  const out = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  const version = /nginx\/(\d+\.\d+\.\d+)/.exec(`${out.stderr}${out.stdout}`)?.[1];
+  if (!version) throw new Error(`cluster: cannot tell the version of ${bin}: ${out.stderr}`);
+  return http2StyleFor(version);
+}
+
+/** Where `npm run cluster` keeps its self-signed pair (git-ignored). */
+export const DEFAULT_CERT_DIR = join(REPO_ROOT, '.certs');
+/** `npm run make-cert`: a self-signed certificate for localhost and 127.0.0.1, with openssl. */
+export const MAKE_CERT = join(REPO_ROOT, 'scripts', 'make-cert.sh');
+
+/** `dir`/cert.pem and `dir`/key.pem, made by scripts/make-cert.sh when either is missing. */
+export function ensureSelfSignedCert(dir = DEFAULT_CERT_DIR): { certFile: string; keyFile: string } {
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    const made = spawnSync('bash', [MAKE_CERT, dir], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`cluster: ${MAKE_CERT} ${dir} failed:\n${made.stderr}${made.stdout}`);
+  }
+  return { certFile, keyFile };
 }
 
 function redisServerPath(): string {
@@ -137,6 +205,19 @@ async function waitUntil(
     }
     await sleep(50);
   }
+}
+
+/** GET https://127.0.0.1:`port``path` answers 200 (any certificate: it is ours). */
+function answersHttps(port: number, path = '/healthz'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once('error', () => resolve(false));
+    req.once('timeout', () => req.destroy());
+    req.end();
+  });
 }
 
 async function answers(url: string, status = 200): Promise<boolean> {
@@ -220,6 +301,24 @@ class Child {
   }
 }
 
+/** The balancer's HTTPS settings: `npm run cluster` and docker-compose.tls.yml read the same. */
+export const CLUSTER_TLS_VARIABLES = ['TLS', 'TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_PORT', 'HSTS_MAX_AGE'] as const;
+
+export interface ClusterTlsOptions {
+  /**
+   * The certificate (PEM, chain after it) and its key nginx serves; both or neither. Neither:
+   * `certDir`/cert.pem and key.pem, made self-signed by scripts/make-cert.sh when missing.
+   */
+  certFile?: string;
+  keyFile?: string;
+  /** @default <repository>/.certs */
+  certDir?: string;
+  /** The HTTPS port on 127.0.0.1; 0 picks a free one. @default 8443, or free when `port` is 0 */
+  port?: number;
+  /** Strict-Transport-Security max-age in seconds; 0: no header. @default 0 */
+  hstsMaxAge?: number;
+}
+
 export interface ClusterOptions {
   /** Number of gateways. @default 3 */
   gateways?: number;
@@ -243,6 +342,8 @@ export interface ClusterOptions {
   onExit?: (name: string, code: number | null) => void;
   /** How long a process may take to become ready. @default 60000 */
   readyTimeoutMs?: number;
+  /** HTTPS and HTTP/2 at the balancer; plain HTTP then redirects to it. @default none */
+  tls?: ClusterTlsOptions;
 }
 
 export interface ClusterGateway {
@@ -257,9 +358,13 @@ export interface ClusterGateway {
 }
 
 export interface Cluster {
-  /** The balancer: what users connect to. */
+  /** The balancer: what users connect to (`https://…` with TLS). */
   readonly url: string;
+  /** Its plain-HTTP listener: `url` without TLS; with TLS it only redirects to `url`. */
+  readonly httpUrl: string;
   readonly port: number;
+  /** With TLS: the HTTPS port, and the certificate and key nginx serves. */
+  readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
   readonly redisUrl: string;
   /** Temporary directory: nginx's prefix and rendered config, Redis's data. */
   readonly dir: string;
@@ -300,10 +405,33 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
   gatewayPorts ??= [...Array(count).keys()].map((i) => port + 1 + i);
   if (gatewayPorts.length !== count) throw new Error(`cluster: ${count} gateways but ${gatewayPorts.length} ports`);
-  for (const p of [port, ...gatewayPorts]) {
-    if (!(await portIsFree(p))) throw new Error(`cluster: port ${p} on 127.0.0.1 is in use (set PORT to move the cluster)`);
+  let tls: { port: number; certFile: string; keyFile: string; hstsMaxAge: number } | undefined;
+  if (options.tls) {
+    // Relative paths from the working directory, the repository's under npm run (as compose's).
+    const [certFile, keyFile] = [options.tls.certFile, options.tls.keyFile].map((f) => f && resolvePath(f));
+    const { certDir } = options.tls;
+    if (!certFile !== !keyFile) throw new Error('cluster: TLS needs both a certificate and its key (TLS_CERT_FILE, TLS_KEY_FILE)');
+    for (const file of [certFile, keyFile]) {
+      if (file && !existsSync(file)) throw new Error(`cluster: ${file} does not exist (npm run make-cert makes a self-signed pair)`);
+    }
+    let tlsPort = options.tls.port ?? (options.port === 0 ? 0 : 8443);
+    while (tlsPort === 0 || tlsPort === port || gatewayPorts.includes(tlsPort)) {
+      if (options.tls.port) throw new Error(`cluster: TLS_PORT ${tlsPort} is also the balancer's or a gateway's port`);
+      tlsPort = await freePort();
+    }
+    tls = {
+      port: tlsPort,
+      ...(certFile && keyFile ? { certFile, keyFile } : ensureSelfSignedCert(certDir)),
+      hstsMaxAge: options.tls.hstsMaxAge ?? 0,
+    };
+  }
+  for (const p of [port, ...gatewayPorts, ...(tls ? [tls.port] : [])]) {
+    if (!(await portIsFree(p))) {
+      throw new Error(`cluster: port ${p} on 127.0.0.1 is in use (set PORT${tls ? ' or TLS_PORT' : ''} to move the cluster)`);
+    }
   }
   const nginxBin = nginxPath();
+  const http2 = tls ? nginxHttp2Style(nginxBin) : 'listen';
 
   const dir = mkdtempSync(join(tmpdir(), 'streamcast-cluster-'));
   // nginx's workers run as another user when started as root: they must reach the prefix.
@@ -378,6 +506,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
     // PORT and GATEWAYS are the cluster's own: each process gets its own PORT below.
     const { PORT: _port, GATEWAYS: _gateways, ...env } = baseEnv;
+    // The TLS variables are the balancer's.
+    for (const name of CLUSTER_TLS_VARIABLES) delete env[name];
     const shared: NodeJS.ProcessEnv = {
       ...env,
       REDIS_URL: url,
@@ -419,6 +549,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           upstreamServers: gateways.map((g) => localUpstreamServer(g.port, g.inRotation)),
           // A file: nginx cannot open /dev/stdout when it is a socket, as Node's pipes are.
           accessLog: 'access.log streamcast',
+          ...(tls && {
+            tls: nginxTlsDirectives({ listen: `127.0.0.1:${tls.port}`, certFile: tls.certFile, keyFile: tls.keyFile, http2 }),
+            httpsPort: tls.port,
+            hstsMaxAge: tls.hstsMaxAge,
+          }),
         }),
       );
     writeConf();
@@ -430,9 +565,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await waitUntil(
       async () => {
         if (!n.running) throw new Error(`cluster: nginx exited with ${n.exitCode}:\n${n.output()}`);
-        return answers(`http://127.0.0.1:${port}/healthz`);
+        return tls ? answersHttps(tls.port) : answers(`http://127.0.0.1:${port}/healthz`);
       },
-      `nginx on port ${port}`,
+      `nginx on port ${tls ? tls.port : port}`,
       readyTimeoutMs,
       () => n.output(),
     );
@@ -472,8 +607,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     };
 
     const cluster: Cluster = {
-      url: `http://127.0.0.1:${port}`,
+      url: tls ? `https://127.0.0.1:${tls.port}` : `http://127.0.0.1:${port}`,
+      httpUrl: `http://127.0.0.1:${port}`,
       port,
+      tls: tls && { port: tls.port, certFile: tls.certFile, keyFile: tls.keyFile },
       redisUrl: url,
       dir,
       gateways: gateways.map((g) => ({
@@ -549,8 +686,17 @@ function nginxWorkers(master: number): Array<{ pid: number; exiting: boolean }> 
   return workers;
 }
 
-/** PORT and GATEWAYS, checked as every process checks its environment (API.md, "Processes"). */
-export function clusterEnv(env: NodeJS.ProcessEnv = process.env): { port: number; gateways: number } {
+export interface ClusterSettings {
+  port: number;
+  gateways: number;
+  tls?: ClusterTlsOptions;
+}
+
+/**
+ * PORT, GATEWAYS and the balancer's HTTPS (TLS, TLS_CERT_FILE, TLS_KEY_FILE, TLS_PORT,
+ * HSTS_MAX_AGE), checked as every process checks its environment (API.md, "Processes").
+ */
+export function clusterEnv(env: NodeJS.ProcessEnv = process.env): ClusterSettings {
   const int = (name: string, min: number, max: number, fallback: number) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -560,11 +706,23 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): { port: number
     }
     return value;
   };
-  return { port: int('PORT', 1, 65535 - 64, 8080), gateways: int('GATEWAYS', 1, 64, 3) };
+  const settings: ClusterSettings = { port: int('PORT', 1, 65535 - 64, 8080), gateways: int('GATEWAYS', 1, 64, 3) };
+  const certFile = env.TLS_CERT_FILE || undefined;
+  const keyFile = env.TLS_KEY_FILE || undefined;
+  if (!certFile !== !keyFile) {
+    throw new Error(`config: TLS_CERT_FILE and TLS_KEY_FILE go together (got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'})`);
+  }
+  const flag = env.TLS ?? '';
+  if (!['', '0', '1'].includes(flag)) throw new Error(`config: TLS must be 0 or 1 (got ${JSON.stringify(flag)})`);
+  const tlsPort = int('TLS_PORT', 1, 65535, 8443);
+  const hstsMaxAge = int('HSTS_MAX_AGE', 0, 2 ** 31 - 1, 0);
+  // On with TLS=1, or when a certificate is given (unless TLS=0).
+  if (flag === '1' || (flag === '' && certFile)) settings.tls = { certFile, keyFile, port: tlsPort, hstsMaxAge };
+  return settings;
 }
 
 async function main(): Promise<void> {
-  let settings: { port: number; gateways: number };
+  let settings: ClusterSettings;
   try {
     settings = clusterEnv();
   } catch (err) {
@@ -599,16 +757,21 @@ async function main(): Promise<void> {
     },
   });
   const worker = hasUploadWorker() ? ', upload worker' : ' (no upload worker yet: apps/upload-worker/src/main.ts is missing)';
+  const tls = cluster.tls;
   process.stdout.write(
     [
       '',
       `streamcast cluster: ${cluster.url}   (Ctrl-C stops everything)`,
       `  nginx      ${cluster.url} -> ${cluster.gateways.map((g) => g.port).join(', ')}` +
         ` (least_conn; config ${join(cluster.dir, 'nginx.conf')})`,
+      ...(tls
+        ? [`  https      HTTP/2, certificate ${tls.certFile}; ${cluster.httpUrl} redirects to ${cluster.url}`]
+        : []),
       `  gateways   ${cluster.gateways.map((g) => `${g.name} ${g.url}`).join(', ')}`,
       `  redis      ${cluster.redisUrl}`,
       `  producers  npm run producer -- all${worker}`,
-      `  try        curl -N ${cluster.url}/api/stocks/AAPL`,
+      // A self-signed certificate is its own authority.
+      `  try        curl -N ${tls && !settings.tls?.certFile ? `--cacert ${tls.certFile} ` : ''}${cluster.url}/api/stocks/AAPL`,
       '',
     ].join('\n'),
   );

@@ -13,6 +13,9 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 # config; Debian puts both in /usr/sbin. A system nginx the package may start on :80 is not used.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# The HTTPS tests (test/tls-edge.test.ts, test/compose.test.ts) make a self-signed pair with scripts/make-cert.sh; the
+# openssl command is priority optional in Debian (minimal images lack it).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -6,7 +6,20 @@ import { gatewayEnv } from '@streamcast/config';
 import Ajv from 'ajv';
 import { parse } from 'yaml';
 import { runnerEnv } from '../apps/producers/src/env';
-import { NGINX_TEMPLATE, clusterCommands, localUpstreamServer, nginxPath, renderNginxConfig } from '../scripts/cluster';
+import {
+  CLUSTER_TLS_VARIABLES,
+  DEFAULT_CERT_DIR,
+  MAKE_CERT,
+  NGINX_TEMPLATE,
+  clusterCommands,
+  clusterEnv,
+  http2StyleFor,
+  localUpstreamServer,
+  nginxHttp2Style,
+  nginxPath,
+  nginxTlsDirectives,
+  renderNginxConfig,
+} from '../scripts/cluster';
 
 /**
  * docker-compose.yml, the Dockerfile and the balancer configs, checked without a Docker engine:
@@ -168,15 +181,105 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(env).filter((k) => k.startsWith('STREAMCAST_')).sort()).toEqual(placeholders);
     expect(env.NGINX_ENVSUBST_FILTER).toBe('^STREAMCAST_');
     // What envsubst in the image produces, rendered here.
-    const rendered = renderNginxConfig({
-      listen: env.STREAMCAST_LISTEN as string,
-      resolver: env.STREAMCAST_RESOLVER as string,
-      upstreamServers: [env.STREAMCAST_UPSTREAM_SERVERS as string],
-      accessLog: env.STREAMCAST_ACCESS_LOG as string,
-    });
+    const rendered = renderNginxConfig(composeNginxValues(env));
     expect(rendered).not.toMatch(/\$\{STREAMCAST_[A-Z0-9_]+\}/);
     expect(rendered).toMatch(/^\s*zone streamcast_gateways \d+k;$/m);
     expect(rendered).toContain('server gateway:3000 resolve');
+    // Plain HTTP only, as npm run cluster without TLS: no TLS listener, no redirect, no HSTS.
+    expect(env.STREAMCAST_TLS).toMatch(/^#/);
+    expect(env.STREAMCAST_HTTPS_PORT).toBe('');
+    expect(env.STREAMCAST_HSTS_MAX_AGE).toBe('0');
+    expect(rendered).not.toMatch(/^\s*listen .*\bssl\b/m);
+  });
+});
+
+/** The template's values as the nginx image's envsubst fills them from `env`. */
+function composeNginxValues(env: Record<string, string>): Parameters<typeof renderNginxConfig>[0] {
+  return {
+    listen: env.STREAMCAST_LISTEN as string,
+    resolver: env.STREAMCAST_RESOLVER as string,
+    upstreamServers: [env.STREAMCAST_UPSTREAM_SERVERS as string],
+    accessLog: env.STREAMCAST_ACCESS_LOG as string,
+    tls: env.STREAMCAST_TLS?.startsWith('#') ? '' : env.STREAMCAST_TLS,
+    httpsPort: env.STREAMCAST_HTTPS_PORT,
+    hstsMaxAge: env.STREAMCAST_HSTS_MAX_AGE,
+  };
+}
+
+describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
+  const overrideText = read('docker-compose.tls.yml');
+  type Mount = { type: string; source: string; target: string; read_only?: boolean };
+  const override = parse(overrideText) as { services: Record<string, Omit<Service, 'volumes'> & { volumes?: Mount[] }> };
+  const tlsNginx = override.services.nginx as Omit<Service, 'volumes'> & { volumes?: Mount[] };
+  // What `docker compose -f docker-compose.yml -f docker-compose.tls.yml` makes of the service:
+  // lists appended, the environment merged by name, the health check's test replaced.
+  const merged = {
+    ...service('nginx'),
+    ports: [...(service('nginx').ports ?? []), ...(tlsNginx.ports ?? [])],
+    volumes: [...(service('nginx').volumes ?? []), ...(tlsNginx.volumes ?? [])],
+    environment: { ...service('nginx').environment, ...tlsNginx.environment },
+    healthcheck: { ...service('nginx').healthcheck, ...tlsNginx.healthcheck },
+  };
+  const env = merged.environment as Record<string, string>;
+
+  it('changes only the balancer, and the result is valid Compose', () => {
+    expect(Object.keys(override.services)).toEqual(['nginx']);
+    expect(Object.keys(override).filter((k) => !k.startsWith('x-'))).toEqual(['services']);
+    const schemaPath = composeSchemaPath();
+    if (!schemaPath) return;
+    const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
+    delete schema.$schema;
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(schema);
+    validate({ ...compose, services: { ...compose.services, nginx: merged } });
+    expect(ajv.errorsText(validate.errors, { separator: '\n' })).toBe('No errors');
+  });
+
+  it("reads npm run cluster's variables, with the same defaults", () => {
+    const used = [...new Set([...overrideText.replace(/^\s*#.*$/gm, '').matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]))].sort();
+    // TLS itself is switched on by using this file.
+    expect(used).toEqual(CLUSTER_TLS_VARIABLES.filter((v) => v !== 'TLS').sort());
+    const defaults = clusterEnv({ TLS: '1' }).tls;
+    expect(overrideText).toContain(`\${TLS_PORT:-${defaults?.port}}`);
+    expect(overrideText).toContain(`\${HSTS_MAX_AGE:-${defaults?.hstsMaxAge}}`);
+    // The pair npm run make-cert makes (and TLS=1 npm run cluster uses) by default.
+    expect(DEFAULT_CERT_DIR).toBe(join(ROOT, '.certs'));
+    expect(overrideText).toContain('${TLS_CERT_FILE:-./.certs/cert.pem}');
+    expect(overrideText).toContain('${TLS_KEY_FILE:-./.certs/key.pem}');
+    // Documented together (README, "HTTPS and HTTP/2").
+    const readme = read('README.md');
+    const section = readme.slice(readme.indexOf('### HTTPS and HTTP/2'));
+    for (const name of CLUSTER_TLS_VARIABLES) expect(section).toMatch(new RegExp(`^\\| [^|]*\`${name}\``, 'm'));
+    // Keys stay out of git and out of the image.
+    expect(read('.gitignore').split('\n')).toContain('/.certs/');
+    expect(read('.dockerignore').split('\n')).toContain('.certs');
+  });
+
+  it('serves HTTPS with HTTP/2 on 8443 from the mounted pair, and redirects plain HTTP to the published port', () => {
+    expect(merged.ports).toEqual(['${PORT:-8080}:8080', '${TLS_PORT:-8443}:8443']);
+    const mounts = tlsNginx.volumes ?? [];
+    // Long syntax: a missing file is an error, not a directory Docker makes in its place.
+    expect(mounts.map((m) => m.type)).toEqual(['bind', 'bind']);
+    expect(mounts.every((m) => m.read_only)).toBe(true);
+    const [cert, key] = mounts;
+    // nginx:1.28: the `http2` directive, as npm run cluster chooses for that version.
+    const version = /^nginx:(\d+\.\d+)/.exec(merged.image as string)?.[1] as string;
+    expect(http2StyleFor(version)).toBe('directive');
+    expect(env.STREAMCAST_TLS).toBe(
+      nginxTlsDirectives({ listen: '8443', certFile: cert?.target as string, keyFile: key?.target as string, http2: 'directive' }, ' '),
+    );
+    expect(env.STREAMCAST_HTTPS_PORT).toBe('${TLS_PORT:-8443}');
+    expect(env.STREAMCAST_HSTS_MAX_AGE).toBe('${HSTS_MAX_AGE:-0}');
+    // Plain HTTP only redirects now: the health check asks over HTTPS.
+    expect(merged.healthcheck?.test?.join(' ')).toMatch(/ https:\/\/127\.0\.0\.1:8443\/healthz$/);
+    // What envsubst in the image produces (with the variables' defaults).
+    const rendered = renderNginxConfig(
+      composeNginxValues({ ...env, STREAMCAST_HTTPS_PORT: '8443', STREAMCAST_HSTS_MAX_AGE: '0' }),
+    );
+    expect(rendered).not.toMatch(/\$\{STREAMCAST_[A-Z0-9_]+\}/);
+    expect(rendered).toMatch(/^\s*listen 8080 backlog=4096;$/m);
+    expect(rendered).toContain('listen 8443 ssl backlog=4096; http2 on; ssl_certificate "/etc/nginx/tls/cert.pem";');
+    expect(rendered).toMatch(/^\s*http "8443";$/m);
   });
 });
 
@@ -218,6 +321,64 @@ describe('the nginx template', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('is tuned for HTTPS: TLS 1.2 and 1.3, a 308 to HTTPS from plain HTTP, HSTS only when configured', () => {
+    const directives = template.replace(/#.*$/gm, '');
+    expect(directives).toMatch(/^\s*ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
+    expect(directives).toMatch(/if \(\$streamcast_https_port\) \{\s*return 308 https:\/\/\$host:\$streamcast_https_port\$request_uri;\s*\}/);
+    expect(directives).toMatch(/map \$scheme \$streamcast_https_port \{\s*default "";\s*http "\$\{STREAMCAST_HTTPS_PORT\}";\s*\}/);
+    // Over HTTPS only, and on every answer: a location with add_header lines of its own (which
+    // drop the server's) repeats it; one such location today, /streamcast-retry.
+    expect(directives).toMatch(/map "\$scheme \$\{STREAMCAST_HSTS_MAX_AGE\}" \$streamcast_hsts \{\s*default "";\s*"~\^https /);
+    const addHeaders = directives.match(/^\s*add_header .*$/gm) ?? [];
+    const hsts = addHeaders.filter((l) => l.includes('Strict-Transport-Security $streamcast_hsts always;'));
+    expect(hsts.length).toBe(addHeaders.length - hsts.length + 1);
+  });
+
+  it('renders with TLS for the local cluster into a configuration Debian nginx accepts (nginx -t)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'streamcast-nginx-tls-'));
+    try {
+      const made = spawnSync('bash', [MAKE_CERT, join(dir, 'certs')], { encoding: 'utf8' });
+      expect(made.status).toBe(0);
+      const conf = join(dir, 'nginx.conf');
+      const tls = nginxTlsDirectives({
+        listen: '127.0.0.1:8443',
+        certFile: join(dir, 'certs', 'cert.pem'),
+        keyFile: join(dir, 'certs', 'key.pem'),
+        http2: nginxHttp2Style(),
+      });
+      writeFileSync(
+        conf,
+        renderNginxConfig({
+          listen: '127.0.0.1:8080',
+          resolver: '',
+          upstreamServers: [localUpstreamServer(8081)],
+          accessLog: 'access.log streamcast',
+          tls,
+          httpsPort: 8443,
+          hstsMaxAge: 31536000,
+        }),
+      );
+      const result = spawnSync(nginxPath(), ['-t', '-e', 'stderr', '-p', `${dir}/`, '-c', conf], { encoding: 'utf8' });
+      expect(result.stderr).toContain('test is successful');
+      // Not even a deprecation warning for the nginx at hand.
+      expect(result.stderr).not.toMatch(/\[(warn|emerg)\]/);
+      expect(result.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('picks how to turn HTTP/2 on by nginx version', () => {
+    expect(http2StyleFor('1.22.1')).toBe('listen');
+    expect(http2StyleFor('1.25.0')).toBe('listen');
+    expect(http2StyleFor('1.25.1')).toBe('directive');
+    expect(http2StyleFor('1.28')).toBe('directive');
+    expect(nginxTlsDirectives({ listen: '127.0.0.1:8443', certFile: '/c.pem', keyFile: '/k.pem', http2: 'listen' }, ' ')).toBe(
+      'listen 127.0.0.1:8443 ssl http2 backlog=4096; ssl_certificate "/c.pem"; ssl_certificate_key "/k.pem";',
+    );
+    expect(() => nginxTlsDirectives({ listen: '1', certFile: '/a$b', keyFile: '/k', http2: 'listen' })).toThrow(/unusable/);
   });
 
   it('refuses to render a placeholder it does not know', () => {
