@@ -247,6 +247,31 @@ describe('streamcast-publish and streamcast-tail', () => {
     ]);
   });
 
+  it('publishes private fields from JSON lines, through the gateway and into Redis', async () => {
+    const tail = start('tail', ['--url', gateway.url, '--count', '2', 'cli-private']);
+    await tail.waitForStderr('connected');
+    const line = JSON.stringify({
+      topic: 'cli-private',
+      event: 'order',
+      data: { n: 1, email: 'ann@example.com' },
+      private: { fields: ['email'], claim: 'staff' },
+    });
+    const viaGateway = await run('publish', ['--url', gateway.url], `${line}\n`);
+    const viaRedis = await run('publish', ['--redis', testRedisUrl(), '--prefix', prefix], `${line}\n`);
+    for (const result of [viaGateway, viaRedis]) {
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    }
+    expect(await tail.exit()).toBe(0);
+    // The tail has no token: it sees the public view of both.
+    expect(tail.json()).toEqual([
+      { id: viaGateway.lines[0], event: 'order', data: { n: 1 } },
+      { id: viaRedis.lines[0], event: 'order', data: { n: 1 } },
+    ]);
+    const bad = await run('publish', ['--url', gateway.url], `${JSON.stringify({ topic: 'cli-private', data: 1, private: { fields: ['x'], claim: 'staff' } })}\n`);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/BODY_INVALID.*"private" needs "data" to be a JSON object/);
+  });
+
   it('prints readable lines with --pretty, and tells a reset on stderr', async () => {
     const id = await publishArgs(['pretty', 'headline', '{"title":"hello"}']);
     const tail = await run('tail', [

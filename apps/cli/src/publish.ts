@@ -36,6 +36,8 @@ Arguments:
 Standard input:
   One JSON object per line: {"topic": "<t>", "event": "<type>", "data": <any JSON>}. "topic"
   and "event" may be left out when given as arguments; "data" is required (it may be null).
+  "private": {"fields": [...], "claim": "..."} (or a list) marks fields of "data" only
+  subscribers whose token carries the claim see (README, "Private fields").
   Blank lines are skipped. With --text, each line is the data, sent as a string, to <topic>.
   Events are published one after another, in input order, and each id is printed as it is
   stored. A bad line (not JSON, bad topic or event, refused by the gateway) is reported on
@@ -98,6 +100,8 @@ interface Draft {
   topic: string;
   event: string;
   data: unknown;
+  /** Fields only some subscribers see (README, "Private fields"). */
+  private?: unknown;
 }
 
 /** How a publish ended, and whether the lines after it can still be tried. */
@@ -288,7 +292,8 @@ async function openPublisher(target: Target, timeoutMs: number): Promise<Publish
 
 async function publishOne(publisher: Publisher, draft: Draft): Promise<Outcome> {
   try {
-    return { ok: true, id: await publisher.publish(draft.topic, draft.event, draft.data) };
+    const options = draft.private === undefined ? undefined : { private: draft.private };
+    return { ok: true, id: await publisher.publish(draft.topic, draft.event, draft.data, options) };
   } catch (err) {
     if (!(err instanceof PublishError)) {
       return { ok: false, exit: EXIT.failed, message: (err as Error).message, stop: true };
@@ -392,7 +397,9 @@ function parseLine(
     throw new UsageError('not a JSON object; expected {"topic", "event"?, "data"}');
   }
   const fields = value as Record<string, unknown>;
-  const unknown = Object.keys(fields).filter((k) => k !== 'topic' && k !== 'event' && k !== 'data');
+  const unknown = Object.keys(fields).filter(
+    (k) => k !== 'topic' && k !== 'event' && k !== 'data' && k !== 'private',
+  );
   if (unknown.length > 0) {
     throw new UsageError(
       `unknown field ${describe(unknown[0])}; expected {"topic", "event"?, "data"}`,
@@ -405,6 +412,7 @@ function parseLine(
     topic: checkTopic(topic),
     event: checkEvent(fields.event ?? defaults.event ?? 'message'),
     data: fields.data,
+    private: fields.private,
   };
 }
 

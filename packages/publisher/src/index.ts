@@ -2,7 +2,12 @@ import type { RetentionOptions } from '@streamcast/engine';
 import { RedisEngine, describeRedis, redisClientOptions } from '@streamcast/engine-redis';
 import { validateEvent } from '@streamcast/events';
 import type { Hub } from '@streamcast/hub';
-import { assertTopic, normalizeEventName, singleTopicCursor } from '@streamcast/protocol';
+import {
+  assertTopic,
+  normalizeEventName,
+  normalizePrivate,
+  singleTopicCursor,
+} from '@streamcast/protocol';
 import Redis, { type RedisOptions } from 'ioredis';
 
 /**
@@ -12,8 +17,11 @@ import Redis, { type RedisOptions } from 'ioredis';
  */
 export interface Publisher {
   readonly target: 'hub' | 'redis' | 'http';
-  /** Stores and fans out one event; resolves to its id (a single-topic cursor). */
-  publish(topic: string, event: string, data: unknown): Promise<string>;
+  /**
+   * Stores and fans out one event; resolves to its id (a single-topic cursor). `options.private`
+   * marks fields only some subscribers see (README, "Private fields").
+   */
+  publish(topic: string, event: string, data: unknown, options?: { private?: unknown }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -55,7 +63,12 @@ export class PublishError extends Error {
 
 export async function createPublisher(options: PublisherOptions): Promise<Publisher> {
   const validate = options.validate ?? true;
-  const check = (topic: string, event: string, data: unknown): [string, string] => {
+  const check = (
+    topic: string,
+    event: string,
+    data: unknown,
+    privateSpec?: unknown,
+  ): [string, string, string | undefined] => {
     assertTopic(topic);
     const name = normalizeEventName(event);
     if (data === undefined) throw new PublishError('data is required (it may be null)', 'DATA_MISSING');
@@ -66,16 +79,22 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
         throw new PublishError(`invalid ${name} on ${topic}: ${(err as Error).message}`, 'BODY_INVALID');
       }
     }
-    return [name, JSON.stringify(data)];
+    let privateFields: string | undefined;
+    try {
+      privateFields = normalizePrivate(privateSpec, data);
+    } catch (err) {
+      throw new PublishError((err as Error).message, 'BODY_INVALID');
+    }
+    return [name, JSON.stringify(data), privateFields];
   };
 
   if (options.hub) {
     const hub = options.hub;
     return {
       target: 'hub',
-      publish: (topic, event, data) => {
-        const [name, json] = check(topic, event, data);
-        return hub.publish(topic, name, json);
+      publish: (topic, event, data, publishOptions) => {
+        const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
+        return hub.publish(topic, name, json, privateFields);
       },
       close: async () => {},
     };
@@ -100,10 +119,10 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     const engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention: options.retention });
     return {
       target: 'redis',
-      publish: async (topic, event, data) => {
-        const [name, json] = check(topic, event, data);
+      publish: async (topic, event, data, publishOptions) => {
+        const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
         try {
-          return singleTopicCursor(await engine.publish(topic, name, json));
+          return singleTopicCursor(await engine.publish(topic, name, json, privateFields));
         } catch (err) {
           throw new PublishError(`not stored: ${(err as Error).message}`, 'NOT_READY');
         }
@@ -121,14 +140,19 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     const timeoutMs = options.timeoutMs ?? 5000;
     return {
       target: 'http',
-      publish: async (topic, event, data) => {
-        const [name] = check(topic, event, data);
+      publish: async (topic, event, data, publishOptions) => {
+        const [name, , privateFields] = check(topic, event, data, publishOptions?.private);
         let res: Response;
         try {
           res = await fetch(url, {
             method: 'POST',
             headers,
-            body: JSON.stringify({ topic, event: name, data }),
+            body: JSON.stringify({
+              topic,
+              event: name,
+              data,
+              ...(privateFields === undefined ? {} : { private: publishOptions?.private }),
+            }),
             signal: AbortSignal.timeout(timeoutMs),
           });
         } catch (err) {
