@@ -436,6 +436,12 @@ describe('demo pages on npm start (embedded engine, every producer)', () => {
     expect(errors).toEqual([]);
 
     const phone = await openPage(`${app.url}/inspector.html?topic=${topic}`, PHONE);
+    // Live from now: publish once the stream is open, not merely once the page has loaded.
+    await until(
+      () => phone.page.locator('#events tr.sys').allTextContents(),
+      (notes) => notes.some((n) => n.includes('connected: live from now')),
+      'the phone to connect',
+    );
     await publishHttp(app.url, topic, 'message', { n: 2 });
     await until(
       () => inspectorNumbers(phone.page),

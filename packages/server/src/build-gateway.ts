@@ -7,6 +7,7 @@ import { Hub } from '@streamcast/hub';
 import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { clientScriptRoute } from './client-script';
 import { buildGuard } from './security';
 import { seedRoutes } from './seed-routes';
 import { registerWebPages, resolveWebRoot } from './web-pages';
@@ -81,6 +82,8 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     corsOrigins: config.CORS_ORIGINS,
   });
   await app.register(seedRoutes);
+  // GET /streamcast-client.js: the browser client (@streamcast/client) as a plain script.
+  await app.register(clientScriptRoute);
   // POST /api/upload: queued on BullMQ with Redis, processed in this process without.
   await app.register(uploadRoutes, { config });
   // The demo pages (WEB_ROOT): static files, registered after the API routes.
