@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   SseClient,
   fetchJson,
+  launchChromium,
   publishHttp,
   startGatewayProcess,
   testPrefix,
@@ -12,7 +13,7 @@ import {
   waitFor,
   type GatewayProcess,
 } from '@streamcast/testing';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /**
  * The demo pages (apps/web/public) in real headless Chromium: the Debian `chromium` package,
@@ -21,7 +22,6 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
  */
 
 const ROOT = join(__dirname, '..');
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'artifacts', 'screenshots');
 const STANDALONE = join(ROOT, 'apps', 'standalone', 'src', 'main.ts');
 const LAPTOP = { width: 1280, height: 800 };
@@ -39,25 +39,7 @@ let browser: Browser;
 let contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  // CI installs chromium (scripts/test-all.sh): without it these tests fail, they do not skip.
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: install the Debian package chromium (scripts/test-all.sh does)`,
-    );
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 }, 60_000);
 

@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   fetchJson,
+  launchChromium,
   mintToken,
   publishHttp,
   sleep,
@@ -14,7 +15,7 @@ import {
   waitFor,
   type GatewayProcess,
 } from '@streamcast/testing';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /**
  * @streamcast/client (README, "Client library") in real headless Chromium, loaded as the plain
@@ -23,7 +24,6 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
  * reconnection with backoff after a non-200, and the fallback when SSE is blocked.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'client-library-test-secret-0123456789abcdef';
 const CURSOR_RE = /^1~[0-9a-z.~]+$/;
 
@@ -32,14 +32,7 @@ let contexts: BrowserContext[] = [];
 let webRoot: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install the Debian package chromium (scripts/test-all.sh does)`);
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   // A blank page on the gateway's origin: the client script is added to it by the test.
   webRoot = mkdtempSync(join(tmpdir(), 'client-library-web-'));
   writeFileSync(join(webRoot, 'index.html'), '<!doctype html><title>client library</title>');

@@ -11,3 +11,4 @@ export * from './producer-loop';
 export * from './sentinel-cluster';
 export * from './tokens';
 export * from './files';
+export * from './chromium';
