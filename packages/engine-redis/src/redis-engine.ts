@@ -88,7 +88,7 @@ export class RedisEngine implements Engine {
   private readonly client: Redis;
   private readonly scripts: Scripts;
   private readonly prefix: string;
-  private readonly retention: RetentionOptions;
+  readonly retention: RetentionOptions;
   private subscriber: Redis | undefined;
   private readonly listened = new Set<string>();
   private handlers: EngineHandlers | undefined;

@@ -31,7 +31,7 @@ export class MemoryEngine implements Engine {
   private handlers: EngineHandlers | undefined;
   private closed = false;
 
-  constructor(private readonly retention: RetentionOptions = DEFAULT_RETENTION) {}
+  constructor(readonly retention: RetentionOptions = DEFAULT_RETENTION) {}
 
   setHandlers(handlers: EngineHandlers): void {
     this.handlers = handlers;

@@ -55,6 +55,8 @@ export interface EngineHandlers {
  */
 export interface Engine {
   readonly kind: 'memory' | 'redis';
+  /** How much history each topic keeps. */
+  readonly retention: RetentionOptions;
   setHandlers(handlers: EngineHandlers): void;
   /** Connects; resolves once the engine can publish and listen. */
   start(): Promise<void>;

@@ -228,12 +228,15 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       const admission = await guard.admitStream(authRequestOf(request), streamRequest.topics);
       try {
         const gone = new Promise<void>((resolve) => onResponseClose(reply.raw, resolve));
-        const answer = await poll(hub, streamRequest, {
-          waitMs,
-          gone,
-          viewer: admission.principal?.claims,
-        });
-        if (answer === undefined || reply.raw.destroyed) return reply.hijack();
+        let answer: string;
+        try {
+          answer = await poll(hub, streamRequest, { waitMs, gone, viewer: admission.principal?.claims });
+        } catch (err) {
+          if (reply.raw.destroyed) return reply.hijack();
+          throw err;
+        }
+        // The client left while it waited: nobody to answer.
+        if (reply.raw.destroyed) return reply.hijack();
         reply.header('cache-control', 'no-store');
         reply.type('application/json; charset=utf-8');
         return reply.send(answer);

@@ -31,10 +31,13 @@ export interface PollOptions {
  * live), run on a sink that collects what the hub writes instead of sending it. Resolves to the
  * JSON answer `{"events":[…],"lastEventId":"…","retry":…}`, as soon as there is at least one
  * event (or a reset), at once when the poll had no cursor (it learns where the topics stand),
- * else after `waitMs` with no events. Throws NOT_READY when the hub cannot serve.
+ * else after `waitMs` with no events; at most POLL_MAX_EVENTS events, and no more once their
+ * text passes the hub's `maxQueueBytes`. Throws NOT_READY when the hub cannot serve, or ended
+ * the poll (draining) before it began.
  */
-export async function poll(hub: Hub, request: StreamRequest, options: PollOptions): Promise<string | undefined> {
-  const sink = new PollSink();
+export async function poll(hub: Hub, request: StreamRequest, options: PollOptions): Promise<string> {
+  // Bytes bounded as a stream's send queue is: an answer stops after the event that passes it.
+  const sink = new PollSink(hub.options.maxQueueBytes);
   const waited = new Promise<void>((resolve) => {
     sink.onEvent = resolve;
     const timer = setTimeout(resolve, options.waitMs);
@@ -58,7 +61,10 @@ export async function poll(hub: Hub, request: StreamRequest, options: PollOption
   } finally {
     sink.finish();
   }
-  return sink.answer(hub.options.retryMs);
+  const answer = sink.answer(hub.options.retryMs);
+  // Ended before it began: draining, or dropped while catching up.
+  if (answer === undefined) throw new NotReady('the poll ended before it began; poll again');
+  return answer;
 }
 
 /**
@@ -72,9 +78,12 @@ class PollSink implements Sink {
   begun = false;
   onEvent: (() => void) | undefined;
   private readonly events: string[] = [];
+  private bytes = 0;
   private cursor: string | undefined;
   private closed = false;
   private readonly closeListeners: (() => void)[] = [];
+
+  constructor(private readonly maxBytes: number) {}
 
   get hasEvents(): boolean {
     return this.events.length > 0;
@@ -93,7 +102,7 @@ class PollSink implements Sink {
     const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
     for (const block of text.split('\n\n')) {
       if (block !== '') this.take(block);
-      if (this.events.length >= POLL_MAX_EVENTS) {
+      if (this.events.length >= POLL_MAX_EVENTS || this.bytes >= this.maxBytes) {
         this.finish();
         return;
       }
@@ -112,11 +121,13 @@ class PollSink implements Sink {
     if (id !== undefined) this.cursor = id;
     if (data === undefined) return;
     // `data` is the published JSON text: spliced in as it is, not parsed and re-encoded.
-    this.events.push(`{"id":${JSON.stringify(id ?? this.cursor ?? '')},"event":${JSON.stringify(event)},"data":${data}}`);
+    const json = `{"id":${JSON.stringify(id ?? this.cursor ?? '')},"event":${JSON.stringify(event)},"data":${data}}`;
+    this.events.push(json);
+    this.bytes += json.length;
     this.onEvent?.();
   }
 
-  /** The answer, or undefined if the hub never began (nothing to say). */
+  /** The answer, or undefined if the stream ended before it began (no cursor to give). */
   answer(retryMs: number): string | undefined {
     if (this.cursor === undefined) return undefined;
     return `{"events":[${this.events.join(',')}],"lastEventId":${JSON.stringify(this.cursor)},"retry":${retryMs}}`;

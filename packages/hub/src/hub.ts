@@ -80,7 +80,7 @@ export class Hub {
   /** Stops the sweep and ends every stream; the engine is closed by its owner. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    for (const conn of [...this.connections]) conn.sink.end();
+    for (const conn of [...this.connections]) conn.endWithRetry(this.options.retryMs);
   }
 
   /** True while events can be published and streams served. */
@@ -110,8 +110,7 @@ export class Hub {
     for (let b = 0; b * perBatch < conns.length; b++) {
       for (const conn of conns.slice(b * perBatch, (b + 1) * perBatch)) {
         if (conn.closed) continue;
-        conn.write(encodeRetry(100 + Math.floor(Math.random() * 900)));
-        conn.sink.end();
+        conn.endWithRetry(100 + Math.floor(Math.random() * 900));
       }
       if ((b + 1) * perBatch < conns.length) {
         await new Promise((resolve) => setTimeout(resolve, windowMs / batches));
@@ -204,7 +203,7 @@ export class Hub {
   private acquire(topic: string): Channel {
     let channel = this.channels.get(topic);
     if (!channel) {
-      channel = new Channel(topic);
+      channel = new Channel(topic, Math.min(RECENT_MAX_EVENTS, this.engine.retention.maxLen));
       this.channels.set(topic, channel);
       channel.ready = this.startChannel(channel);
       // A failed start is seen by every subscriber awaiting `ready`; don't also make it unhandled.
@@ -502,6 +501,7 @@ export class Hub {
   private placeFromMemory(member: Member, position: TopicPosition | undefined): StoredEvent[] | undefined {
     const channel = member.channel;
     if (channel.state !== 'live' || channel.closed) return undefined;
+    channel.forgetAged(this.oldestRetainedMs());
     if (!position) {
       member.setPosition(channel.epoch, channel.lastId);
       return [];
@@ -705,8 +705,16 @@ export class Hub {
     this.drop(conn);
   }
 
+  /** Entries older than this (ms since the epoch) may be gone from history: 0 when none age out. */
+  private oldestRetainedMs(): number {
+    const maxAgeS = this.engine.retention.maxAgeS;
+    return maxAgeS > 0 ? Date.now() - maxAgeS * 1000 : 0;
+  }
+
   private sweep(): void {
     this.clock = Date.now();
+    const oldest = this.oldestRetainedMs();
+    if (oldest > 0) for (const channel of this.channels.values()) channel.forgetAged(oldest);
     const quietSince = this.clock - this.options.heartbeatMs;
     let expired: Connection[] | undefined;
     let aged: Connection[] | undefined;
@@ -828,13 +836,29 @@ class Channel {
   private recent: StoredEvent[] = [];
   private recentBytes = 0;
 
-  constructor(readonly topic: string) {}
+  /** `maxRecent`: at most this many recent events (no more than history keeps). */
+  constructor(
+    readonly topic: string,
+    private readonly maxRecent = RECENT_MAX_EVENTS,
+  ) {}
 
   remember(event: StoredEvent): void {
     this.recent.push(event);
     this.recentBytes += event.data.length + RECENT_ENTRY_OVERHEAD;
-    while (this.recent.length > RECENT_MAX_EVENTS || this.recentBytes > RECENT_MAX_BYTES) {
+    while (this.recent.length > this.maxRecent || this.recentBytes > RECENT_MAX_BYTES) {
       const dropped = this.recent.shift() as StoredEvent;
+      this.recentBytes -= dropped.data.length + RECENT_ENTRY_OVERHEAD;
+    }
+  }
+
+  /**
+   * Drops recent events stored before `oldestMs` (their ids start with the time they were
+   * stored): history no longer has them, so neither may memory serve them.
+   */
+  forgetAged(oldestMs: number): void {
+    const recent = this.recent;
+    while (recent.length > 0 && idMs((recent[0] as StoredEvent).id) < oldestMs) {
+      const dropped = recent.shift() as StoredEvent;
       this.recentBytes -= dropped.data.length + RECENT_ENTRY_OVERHEAD;
     }
   }
@@ -849,7 +873,7 @@ class Channel {
     if (last.id !== (this.recent.length > 0 ? (this.recent[0] as StoredEvent).prev : this.lastId)) return;
     let bytes = this.recentBytes;
     let from = entries.length;
-    while (from > 0 && this.recent.length + entries.length - from < RECENT_MAX_EVENTS) {
+    while (from > 0 && this.recent.length + entries.length - from < this.maxRecent) {
       const entry = entries[from - 1] as StoredEvent;
       if (from < entries.length && (entries[from] as StoredEvent).prev !== entry.id) break;
       const size = entry.data.length + RECENT_ENTRY_OVERHEAD;
@@ -882,6 +906,11 @@ class Channel {
     }
     return undefined;
   }
+}
+
+/** The time part of a stream id, `<ms>-<seq>`. */
+function idMs(id: StreamId): number {
+  return Number(id.slice(0, id.indexOf('-')));
 }
 
 /** Bounds of a channel's recent events (Channel.remember). */
@@ -983,6 +1012,20 @@ class Connection {
     }
     this.sink.write(chunk);
     this.lastWrite = this.hub.clock;
+  }
+
+  /**
+   * Ends the stream with a `retry:` line, so the client comes back after `ms`. A stream that has
+   * not begun yet (still being placed) gets its headers first: a response without the stream's
+   * content type would make EventSource give up for good.
+   */
+  endWithRetry(ms: number): void {
+    if (!this.closed && !this.begun) {
+      this.begun = true;
+      this.sink.begin();
+    }
+    this.write(encodeRetry(ms));
+    this.sink.end();
   }
 
   /** Writes an event body under this connection's current cursor. */

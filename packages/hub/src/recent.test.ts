@@ -82,4 +82,34 @@ describe('placing streams from the channel', () => {
     expect(second.data()).toEqual(first.data());
     expect(third.data()).toEqual(first.data().slice(20));
   });
+
+  it('keeps no more than history does: by count and by age', async () => {
+    const short = new MemoryEngine({ maxLen: 20, maxAgeS: 1 });
+    const small = new Hub(short);
+    await small.start();
+    try {
+      const holder = new MemorySink();
+      await small.subscribe(holder, ['v']);
+      const ids: string[] = [];
+      for (let i = 0; i < 100; i++) ids.push(await small.publish('v', 'n', JSON.stringify({ i })));
+      await holder.waitForEvents(100);
+      // ids[10] is older than the 20 kept: a reset, as a read of history says.
+      const trimmed = new MemorySink();
+      await small.subscribe(trimmed, ['v'], parseCursor(ids[10] as string));
+      expect(trimmed.resets()).toEqual([{ topics: ['v'], reason: 'history-trimmed' }]);
+      const kept = new MemorySink();
+      await small.subscribe(kept, ['v'], parseCursor(ids[85] as string));
+      expect(kept.resets()).toEqual([]);
+      expect(kept.data()).toHaveLength(14);
+      // Older than maxAgeS: history dropped them at the next publish, memory too.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await small.publish('v', 'n', JSON.stringify({ i: 100 }));
+      await holder.waitForEvents(101);
+      const aged = new MemorySink();
+      await small.subscribe(aged, ['v'], parseCursor(ids[95] as string));
+      expect(aged.resets()).toEqual([{ topics: ['v'], reason: 'history-trimmed' }]);
+    } finally {
+      await small.close();
+    }
+  });
 });
