@@ -569,7 +569,7 @@ export class Hub {
     let out = '';
     for (const e of entries) {
       if (out.length + conn.sink.bufferedBytes > half) {
-        conn.write(out);
+        if (out !== '') conn.write(out);
         out = '';
         if (conn.sink.bufferedBytes > half) await conn.sink.drained();
       }
