@@ -1,5 +1,5 @@
 import type { Hub, Sink } from '@streamcast/hub';
-import { NotReady, ParamInvalid } from '@streamcast/protocol';
+import { NotReady, ParamInvalid, type Viewer } from '@streamcast/protocol';
 import type { StreamRequest } from './stream';
 
 /** Longest wait of one poll, in seconds (`timeout` above it is refused). */
@@ -23,7 +23,7 @@ export interface PollOptions {
   /** Resolves when the client has gone: the poll ends without an answer. */
   gone?: Promise<void>;
   /** Who is asking, for events with private fields (see Hub.subscribe). */
-  viewer?: Parameters<Hub['subscribe']>[4];
+  viewer?: Viewer;
 }
 
 /**
