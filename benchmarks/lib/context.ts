@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { RedisProcess } from '@streamcast/testing';
 import { ParamError, readParams, type BenchParams } from './params';
-import { installExitHandlers, killQuietly, onCleanup, pin, stopEverything, taskset } from './procs';
+import { killQuietly } from '@streamcast/loadtest';
+import { installExitHandlers, onCleanup, pin, stopEverything, taskset } from './procs';
 import { CLIENT_CORE } from './servers';
 
 export interface BenchContext {

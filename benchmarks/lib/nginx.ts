@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from '@streamcast/testing';
-import { onCleanup, taskset, withDeadline } from './procs';
+import { withDeadline } from '@streamcast/loadtest';
+import { onCleanup, taskset } from './procs';
 
 export const NGINX = '/usr/sbin/nginx';
 export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';

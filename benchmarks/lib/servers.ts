@@ -11,7 +11,8 @@ import {
 } from '@streamcast/loadtest';
 import { freePort, startGatewayProcess } from '@streamcast/testing';
 import { startNchanProcess } from './nginx';
-import { killQuietly, onCleanup, pin, withDeadline } from './procs';
+import { killQuietly, withDeadline } from '@streamcast/loadtest';
+import { onCleanup, pin } from './procs';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
 

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { withTimeout } from '@streamcast/protocol';
 import type {
   ConnReport,
   ConnSpec,
@@ -310,18 +311,7 @@ export function killQuietly(pid: number | undefined): void {
   }
 }
 
+/** `withTimeout` with the message of every wait here: "timed out after <ms> ms <what>". */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
+  return withTimeout(promise, ms, `timed out after ${ms} ms ${what}`);
 }
