@@ -113,6 +113,12 @@ function replyHeaders(reply: FastifyReply): OutgoingHttpHeaders {
   return reply.getHeaders() as OutgoingHttpHeaders;
 }
 
+/** The `?topic=` parameters of a request, as given (validated by readStreamRequest). */
+function queryTopics(request: FastifyRequest): unknown[] {
+  const topic = (request.query as Record<string, unknown> | undefined)?.topic;
+  return topic === undefined ? [] : Array.isArray(topic) ? topic : [topic];
+}
+
 /** What the guard reads from a Fastify request. */
 function authRequestOf(request: FastifyRequest): AuthRequest {
   const query = request.query as Record<string, unknown> | undefined;
@@ -208,18 +214,15 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
 
   if (options.events !== false) {
     fastify.get('/events', async (request, reply) => {
-      const topic = (request.query as Record<string, unknown>).topic;
-      const topics = topic === undefined ? [] : Array.isArray(topic) ? topic : [topic];
-      await reply.sse(topics);
+      await reply.sse(queryTopics(request));
     });
   }
 
   if (options.poll !== false) {
     fastify.get('/poll', async (request, reply) => {
       const query = request.query as Record<string, unknown>;
-      const topic = query.topic;
       const streamRequest = readStreamRequest(
-        topic === undefined ? [] : Array.isArray(topic) ? topic : [topic],
+        queryTopics(request),
         request.headers['last-event-id'],
         query.lastEventId,
         maxTopics,
