@@ -127,24 +127,39 @@ function loadTestcontainers(): typeof import('testcontainers') {
   return require('testcontainers') as typeof import('testcontainers');
 }
 
-async function dockerAnswers(): Promise<boolean> {
+/**
+ * Redis images a test run may use, in order: `TEST_REDIS_IMAGE`, the local stand-in that
+ * `npm run images:local` builds, and the official image. Only one already present in the engine
+ * is used: nothing is ever pulled (a registry may be unreachable).
+ */
+function redisImageCandidates(): string[] {
+  const named = process.env.TEST_REDIS_IMAGE;
+  return [...(named ? [named] : []), 'streamcast/redis:local', 'redis:7-alpine', 'redis:7'];
+}
+
+/** The first candidate image present in a Docker engine that answers, or why there is none. */
+async function localRedisImage(): Promise<{ image: string } | { none: string }> {
   const host = process.env.DOCKER_HOST;
-  if (!host && !existsSync('/var/run/docker.sock')) return false;
+  if (!host && !existsSync('/var/run/docker.sock')) return { none: 'no Docker engine' };
   try {
-    const { getContainerRuntimeClient } = loadTestcontainers();
-    await Promise.race([
+    const { getContainerRuntimeClient, ImageName } = loadTestcontainers();
+    const client = await Promise.race([
       getContainerRuntimeClient(),
-      sleep(5000).then(() => Promise.reject(new Error('docker did not answer'))),
+      sleep(5000).then(() => Promise.reject(new Error('the Docker engine did not answer in 5 s'))),
     ]);
-    return true;
-  } catch {
-    return false;
+    for (const image of redisImageCandidates()) {
+      if (await client.image.exists(ImageName.fromString(image))) return { image };
+    }
+    return { none: `no Redis image present locally (${redisImageCandidates().join(', ')})` };
+  } catch (error) {
+    return { none: `Docker failed: ${(error as Error).message}` };
   }
 }
 
 /**
- * The Redis the test suite uses: REDIS_URL if set, else a container through testcontainers if
- * a Docker engine answers, else a redis-server on PATH started on a free port.
+ * The Redis the test suite uses: REDIS_URL if set, else a container through testcontainers if a
+ * Docker engine answers and has a Redis image locally, else a redis-server on PATH started on a
+ * free port. Any Docker failure falls back to redis-server, with one line saying why.
  */
 export async function provideRedis(): Promise<TestRedis> {
   const fromEnv = process.env.REDIS_URL;
@@ -152,21 +167,30 @@ export async function provideRedis(): Promise<TestRedis> {
     const port = Number(new URL(fromEnv).port || 6379);
     return { url: fromEnv, port, source: 'env', stop: async () => {} };
   }
-  if (await dockerAnswers()) {
-    const { GenericContainer, Wait } = loadTestcontainers();
-    const container = await new GenericContainer('redis:7-alpine')
-      .withExposedPorts(6379)
-      .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
-      .start();
-    const port = container.getMappedPort(6379);
-    return {
-      url: `redis://${container.getHost()}:${port}`,
-      port,
-      source: 'docker',
-      stop: async () => {
-        await container.stop();
-      },
-    };
+  const found = await localRedisImage();
+  if ('image' in found) {
+    try {
+      const { GenericContainer, Wait } = loadTestcontainers();
+      const container = await new GenericContainer(found.image)
+        .withPullPolicy({ shouldPull: () => false }) // present locally; never pull
+        .withExposedPorts(6379)
+        .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
+        .withStartupTimeout(30_000)
+        .start();
+      const port = container.getMappedPort(6379);
+      return {
+        url: `redis://${container.getHost()}:${port}`,
+        port,
+        source: 'docker',
+        stop: async () => {
+          await container.stop();
+        },
+      };
+    } catch (error) {
+      process.stderr.write(`test redis: Docker image ${found.image} failed (${(error as Error).message}); using redis-server\n`);
+    }
+  } else if (found.none !== 'no Docker engine') {
+    process.stderr.write(`test redis: ${found.none}; using redis-server\n`);
   }
   return RedisProcess.start();
 }
