@@ -25,7 +25,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
  */
 
 const SECRET = 'client-library-test-secret-0123456789abcdef';
-const CURSOR_RE = /^1~[0-9a-z.~]+$/;
+const CURSOR_RE = /^2~[0-9a-z.~]+$/;
 
 let browser: Browser;
 let contexts: BrowserContext[] = [];
@@ -286,6 +286,36 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     expect(seen.lastEventId).toBe(seen.events[4]!.meta.id);
   });
 
+  for (const transport of ['sse', 'poll'] as const) {
+    it(`1c. resumes a page that changed its topics with its cursor: each position on its own topic (${transport})`, async () => {
+      const [x, y, z] = ['x', 'y', 'z'].map((t) => `cl-set-${transport}-${t}-${testPrefix()}`) as [string, string, string];
+      const first = await openClientPage(gateway.url);
+      await startClient(first.page, { topics: [x, y], types: ['tick'], transport });
+      await until(first.page, (s) => s.state === 'open', 'the first client to open');
+      await publishHttp(gateway.url, x, 'tick', { n: 1, t: 'x' });
+      await publishHttp(gateway.url, y, 'tick', { n: 1, t: 'y' });
+      const before = await until(first.page, (s) => s.events.length >= 2, 'two events');
+      await first.page.evaluate(() => (globalThis as any).__client.close());
+      // While away: x's event is history to resume; z's happened before z was asked for.
+      for (const [topic, t] of [[x, 'x'], [y, 'y'], [z, 'z']]) await publishHttp(gateway.url, topic!, 'tick', { n: 2, t });
+
+      // The same page, reloaded with topics x and z and the cursor it kept.
+      const second = await openClientPage(gateway.url);
+      await startClient(second.page, { topics: [z, x], types: ['tick'], lastEventId: before.lastEventId, transport });
+      await until(second.page, (s) => s.events.length >= 1, 'the history of x');
+      await publishHttp(gateway.url, z, 'tick', { n: 3, t: 'z' });
+      await publishHttp(gateway.url, x, 'tick', { n: 3, t: 'x' });
+      const seen = await until(second.page, (s) => s.events.length >= 3, 'three events');
+      await sleep(300);
+      const after = await snapshot(second.page);
+      expect(after.events.map((e) => `${e.data.t}${e.data.n}`)).toEqual(['x2', 'z3', 'x3']);
+      expect(after.resets).toEqual([]);
+      // After the first event (which moved x and added z's entry), the cursor tells each topic.
+      expect(seen.events.slice(1).map((e) => e.meta.topic)).toEqual([z, x]);
+      expect([...first.errors, ...second.errors]).toEqual([]);
+    });
+  }
+
   it('2. without EventSource, receives the same events in order over long polling', async () => {
     const topic = `cl-poll-${testPrefix()}`;
     const { page, requests, errors } = await openClientPage(gateway.url, { noEventSource: true });
@@ -314,7 +344,7 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     expect(requests.filter((r) => r.path === '/events')).toEqual([]);
     expect(polls.length).toBeGreaterThanOrEqual(3);
     expect(polls[0]!.url).not.toContain('lastEventId');
-    expect(polls.slice(1).every((r) => /[?&]lastEventId=1~/.test(r.url))).toBe(true);
+    expect(polls.slice(1).every((r) => /[?&]lastEventId=2~/.test(r.url))).toBe(true);
     expect(polls.every((r) => r.status === undefined || r.status === 200)).toBe(true);
     expect(errors).toEqual([]);
   }, 30_000);

@@ -61,6 +61,7 @@ describe('configuration', () => {
     ['HEARTBEAT_S', '0'],
     ['REDIS_URL', 'http://localhost'],
     ['MAX_TOPICS', '1.5'],
+    ['MAX_TOPICS', '33'],
     ['LOG_LEVEL', 'loud'],
     ['REDIS_PREFIX', 'a b'],
     ['WEB_ROOT', '/nonexistent/public'],

@@ -2,7 +2,18 @@ import { MemoryEngine, type Engine, type RetentionOptions } from '@streamcast/en
 import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
 import { Hub } from '@streamcast/hub';
 import { parseCursor } from '@streamcast/protocol';
-import { MemorySink, sleep, testPrefix, testRedisUrl, waitFor } from '@streamcast/testing';
+import {
+  MemorySink,
+  collidingTopics,
+  expectExactlyAfterResets,
+  legacyCursor,
+  sleep,
+  storedSeqs,
+  testPrefix,
+  testRedisUrl,
+  waitFor,
+  withEpoch,
+} from '@streamcast/testing';
 import Redis from 'ioredis';
 
 /**
@@ -149,14 +160,166 @@ describe.each(kinds)('$name engine', (kind) => {
     const first = await publish('a', { n: 1 });
     await publish('a', { n: 2 });
     await publish('z', { n: 'old' });
-    // A single-topic id covers index 0, which is 'a' in the sorted list [a, z].
+    // A single-topic id names 'a': 'z' starts live, with no reset and no replay.
     const sink = await subscribe(['a', 'z'], first);
     await sink.waitForEvents(1);
     await publish('z', { n: 'new' });
     await sink.waitForEvents(2);
+    await sleep(50);
     expect(sink.data()).toEqual([{ n: 2 }, { n: 'new' }]);
+    expect(sink.resets()).toEqual([]);
   });
 
+  describe('a cursor used on another topic set', () => {
+    /** Three events on each of x, y, z; then the cursor of a connection to x and y. */
+    async function cursorOfXY(): Promise<string> {
+      for (let i = 0; i < 3; i++) for (const t of ['x', 'y', 'z']) await publish(t, { t, i }, 'n');
+      const xy = await subscribe(['x', 'y']);
+      await publish('x', { t: 'x', i: 3 }, 'n');
+      await publish('y', { t: 'y', i: 3 }, 'n');
+      await xy.waitForEvents(2);
+      xy.close();
+      return xy.lastId as string;
+    }
+
+    const byTopic = (sink: MemorySink) => {
+      const out: Record<string, number[]> = {};
+      for (const d of sink.data<{ t: string; i: number }>('n')) (out[d.t] ??= []).push(d.i);
+      return out;
+    };
+
+    it.each<[string[], Record<string, number[]>]>([
+      // x and y resume after 3 (4 from history, then 5 live); z, not covered, starts live: 5.
+      [['x', 'z'], { x: [4, 5], z: [5] }],
+      [['x'], { x: [4, 5] }],
+      [['z'], { z: [5] }],
+      [['x', 'y', 'z'], { x: [4, 5], y: [4, 5], z: [5] }],
+      [['z', 'y', 'x'], { x: [4, 5], y: [4, 5], z: [5] }],
+    ])('applies each position only to its own topic: on %j', async (topics, expected) => {
+      await setUp();
+      const cursor = await cursorOfXY();
+      for (const t of ['x', 'y', 'z']) await publish(t, { t, i: 4 }, 'n');
+      const sink = await subscribe(topics, cursor);
+      for (const t of ['x', 'y', 'z']) await publish(t, { t, i: 5 }, 'n');
+      const count = Object.values(expected).reduce((n, seqs) => n + seqs.length, 0);
+      await sink.waitForEvents(count, undefined, 'n');
+      await sleep(50);
+      expect(byTopic(sink)).toEqual(expected);
+      expect(sink.resets()).toEqual([]);
+    });
+
+    it('resets, rather than misplaces, topics whose fingerprints collide', async () => {
+      await setUp();
+      const [a, b] = collidingTopics('collide/');
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(await publish(a, { t: a, i }, 'n'));
+      for (let i = 0; i < 3; i++) await publish(b, { t: b, i }, 'n');
+      // a's cursor cannot say whether it is a's or b's: both reset, then only what follows.
+      const sink = await subscribe([a, b], ids[0]);
+      await sink.waitForEvents(1);
+      expect(sink.resets()).toEqual([{ topics: [a, b].sort(), reason: 'cursor-unknown' }]);
+      await publish(a, { t: a, i: 3 }, 'n');
+      await publish(b, { t: b, i: 3 }, 'n');
+      await sink.waitForEvents(3);
+      await sleep(50);
+      expect(byTopic(sink)).toEqual({ [a]: [3], [b]: [3] });
+      // On its own topic alone, the same cursor resumes exactly.
+      const alone = await subscribe([a], ids[0]);
+      await alone.waitForEvents(3);
+      expect(alone.data()).toEqual([1, 2, 3].map((i) => ({ t: a, i })));
+      expect(alone.resets()).toEqual([]);
+    });
+
+    it('places cursors of the previous format where they are unambiguous, and resets the rest', async () => {
+      await setUp();
+      const xy = await cursorOfXY();
+      for (const t of ['x', 'y']) await publish(t, { t, i: 4 }, 'n');
+      const single = await subscribe(['x'], legacyCursor(xy, ['x']));
+      const same = await subscribe(['y', 'x'], legacyCursor(xy, ['x', 'y']));
+      const more = await subscribe(['x', 'y', 'z'], legacyCursor(xy, ['x', 'y']));
+      const fewer = await subscribe(['x'], legacyCursor(xy, ['x', 'y']));
+      await single.waitForEvents(1);
+      await same.waitForEvents(2);
+      await more.waitForEvents(1);
+      await fewer.waitForEvents(1);
+      expect(single.data()).toEqual([{ t: 'x', i: 4 }]);
+      expect(byTopic(same)).toEqual({ x: [4], y: [4] });
+      expect([single, same].flatMap((s) => s.resets())).toEqual([]);
+      expect(more.resets()).toEqual([{ topics: ['x', 'y', 'z'], reason: 'cursor-unknown' }]);
+      expect(fewer.resets()).toEqual([{ topics: ['x'], reason: 'cursor-unknown' }]);
+      await publish('x', { t: 'x', i: 5 }, 'n');
+      await more.waitForEvents(2);
+      await fewer.waitForEvents(2);
+      await sleep(50);
+      expect(more.data()).toEqual([{ t: 'x', i: 5 }]);
+      expect(fewer.data()).toEqual([{ t: 'x', i: 5 }]);
+    });
+  });
+
+  describe('after a reset: live from there, no replay', () => {
+    /** Publishes {seq} to `topic` until stopped; the ids, by seq. */
+    function keepPublishing(topic: string) {
+      let running = true;
+      const ids: string[] = [];
+      const done = (async () => {
+        while (running) {
+          ids.push(await publish(topic, { seq: ids.length }, 'n'));
+          if (ids.length % 5 === 0) await sleep(1);
+        }
+      })();
+      return {
+        ids,
+        stop: async () => {
+          running = false;
+          await done;
+          return ids;
+        },
+      };
+    }
+
+    /**
+     * While publishing goes on: one reset, then exactly what was stored after it. A reconnection
+     * with the reset's id, made while publishing goes on, resets nothing and gets the same events.
+     */
+    async function expectResetThenExactlyLater(topic: string, cursor: string, reason: string) {
+      const producer = keepPublishing(topic);
+      const published = (n: number) => waitFor(() => producer.ids.length >= n, `${n} events published`);
+      await published(20);
+      const sink = await subscribe([topic], cursor);
+      await published(producer.ids.length + 30);
+      const again = await subscribe([topic], sink.events[0]?.id);
+      await published(producer.ids.length + 30);
+      const ids = await producer.stop();
+      const last = (s: MemorySink) => s.data<{ seq: number }>('n').at(-1)?.seq;
+      await waitFor(() => last(sink) === ids.length - 1 && last(again) === ids.length - 1, 'the last event on both');
+      await sleep(50);
+      expect(sink.events[0]?.event).toBe('reset');
+      expect(sink.resets()).toEqual([{ topics: [topic], reason }]);
+      expect(expectExactlyAfterResets(sink.events, topic, storedSeqs(ids, topic))).toBe(1);
+      expect(again.resets()).toEqual([]);
+      expect(again.data('n')).toEqual(sink.data('n'));
+    }
+
+    it('for a cursor older than what history keeps (trimmed)', async () => {
+      await setUp({ maxLen: 200, maxAgeS: 0 });
+      const first = await publish('trimmed', { seq: -1 }, 'n');
+      // MAXLEN ~ trims whole stream nodes (100 entries) in Redis: publish well past that.
+      for (let i = 0; i < 500; i++) await publish('trimmed', { seq: -1 }, 'n');
+      await expectResetThenExactlyLater('trimmed', first, 'history-trimmed');
+    });
+
+    it('for a cursor of another deployment (its epoch unknown here)', async () => {
+      await setUp();
+      const real = await publish('foreign', { seq: -1 }, 'n');
+      await expectResetThenExactlyLater('foreign', withEpoch(real), 'history-lost');
+    });
+
+    it('for a position ahead of the stream', async () => {
+      await setUp();
+      const real = await publish('ahead2', { seq: -1 }, 'n');
+      await expectResetThenExactlyLater('ahead2', real.replace(/\.[0-9a-z]+\.[0-9a-z]+$/, '.zzzzzzzz.0'), 'cursor-unknown');
+    });
+  });
   it('sends reset history-trimmed when the cursor is older than what history keeps', async () => {
     await setUp({ maxLen: 5, maxAgeS: 0 });
     const first = await publish('trim', { i: 0 });
@@ -175,17 +338,6 @@ describe.each(kinds)('$name engine', (kind) => {
     await again.waitForEvents(1);
     expect(again.resets()).toEqual([]);
     expect(again.data()).toEqual([{ i: 400 }]);
-  });
-
-  it('sends reset history-lost for a cursor from another epoch, then everything in this one', async () => {
-    await setUp();
-    const real = await publish('lost', { i: 0 });
-    await publish('lost', { i: 1 });
-    const foreign = real.replace(/^1~0\.[0-9a-z]+\./, '1~0.zzzzzz.');
-    const sink = await subscribe(['lost'], foreign);
-    await sink.waitForEvents(3);
-    expect(sink.resets()).toEqual([{ topics: ['lost'], reason: 'history-lost' }]);
-    expect(sink.data()).toEqual([{ i: 0 }, { i: 1 }]);
   });
 
   it('sends reset cursor-unknown for a position ahead of the stream or another format', async () => {

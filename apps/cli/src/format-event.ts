@@ -1,4 +1,4 @@
-import { idToCompact, parseCursor, type TopicPosition } from '@streamcast/protocol';
+import { cursorPositions, idToCompact } from '@streamcast/protocol';
 
 /** One event as tail prints it: the JSON line form, and what the pretty form is made of. */
 export interface TailEvent {
@@ -12,32 +12,24 @@ export interface TailEvent {
 /**
  * Which topic an event came from, and its short position (`<ms>.<seq>`): the one entry of the
  * cursor that moved since the previous one. Cursors are opaque to outside clients; this tool is
- * part of the project and only uses it to label output, falling back to nothing.
+ * part of the project and only uses it to label output, falling back to nothing. `topics`:
+ * distinct and sorted, as the gateway orders them.
  */
 export function locateEvent(
   topics: readonly string[],
   previous: string | undefined,
   current: string,
 ): { topic?: string; position?: string } {
-  const now = positions(current);
+  const now = cursorPositions(current, topics);
   if (!now) return {};
-  const before = previous === undefined ? undefined : positions(previous);
-  const moved = [...now.entries()].filter(([index, position]) => {
-    const old = before?.get(index);
+  const before = previous === undefined ? undefined : cursorPositions(previous, topics);
+  const moved = [...now].filter(([topic, position]) => {
+    const old = before?.get(topic);
     return !old || old.epoch !== position.epoch || old.id !== position.id;
   });
-  const [only] = moved.length === 1 ? moved : topics.length === 1 ? [...now.entries()] : [];
+  const [only] = moved.length === 1 ? moved : topics.length === 1 ? [...now] : [];
   if (!only) return {};
-  return { topic: topics[only[0]], position: idToCompact(only[1].id) };
-}
-
-function positions(cursor: string): Map<number, TopicPosition> | undefined {
-  try {
-    const parsed = parseCursor(cursor);
-    return parsed.placeable ? parsed.positions : undefined;
-  } catch {
-    return undefined;
-  }
+  return { topic: only[0], position: idToCompact(only[1].id) };
 }
 
 export interface PrettyOptions {

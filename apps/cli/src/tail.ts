@@ -57,7 +57,7 @@ Examples:
   ${PROGRAM} news
   ${PROGRAM} --url http://127.0.0.1:3000 news stocks/AAPL
   ${PROGRAM} --json news | jq -c .data
-  ${PROGRAM} --from 1~0.k3x9ab12cd.mwwam29w.0 news
+  ${PROGRAM} --from 2~tc0otp.k3x9ab12cd.mwwam29w.0 news
   ${PROGRAM} --count 1 --timeout 30 uploads/42      # wait for one event, in a script
 
 From the repository root: npm run -s tail -- --url http://127.0.0.1:3000 news

@@ -1,4 +1,5 @@
-import { connect, type StreamcastOptions } from './index';
+import { topicFingerprint as gatewayFingerprint } from '@streamcast/protocol';
+import { connect, topicFingerprint, type StreamcastOptions } from './index';
 
 /**
  * The client's reconnection schedule, against a fake EventSource and fake timers (the browser
@@ -143,6 +144,28 @@ it('leaves reconnection to EventSource without a token, and takes it over with o
 });
 
 it('reads the topic of an event from the cursor on a multi-topic connection', async () => {
+  const [fa, fb] = [gatewayFingerprint('a'), gatewayFingerprint('b')];
+  const client = connect({ ...base, topics: ['b', 'a'], lastEventId: `2~${fa}.e1.1.0~${fb}.e2.1.0` });
+  const topics: (string | undefined)[] = [];
+  client.on('message', (_data, meta) => topics.push(meta.topic));
+  await jest.advanceTimersByTimeAsync(0);
+  expect(latest().url).toContain('?topic=a&topic=b&');
+  latest().open();
+  latest().emit('message', { data: '1', lastEventId: `2~${fa}.e1.1.0~${fb}.e2.2.0` });
+  latest().emit('message', { data: '2', lastEventId: `2~${fa}.e1.2.0~${fb}.e2.2.0` });
+  // An entry for a topic this client does not have tells nothing.
+  latest().emit('message', { data: '3', lastEventId: `2~${fa}.e1.2.0~${fb}.e2.2.0~zzzzzz.e3.1.0` });
+  expect(topics).toEqual(['b', 'a', undefined]);
+  client.close();
+});
+
+it('computes the same topic fingerprints as the gateway', () => {
+  const topics = ['a', 'news', 'stocks/AAPL', 'user/42/inbox', 'x'.repeat(200), 'A-Z_a-z.0-9:/'];
+  for (let i = 0; i < 2000; i++) topics.push(`room/${i}`, `t${(i * 7919).toString(36)}`);
+  expect(topics.map(topicFingerprint)).toEqual(topics.map(gatewayFingerprint));
+});
+
+it('reads the topic from cursors of the previous format too (gateways before the upgrade)', async () => {
   const client = connect({ ...base, topics: ['b', 'a'], lastEventId: '1~0.e1.1.0~1.e2.1.0' });
   const topics: (string | undefined)[] = [];
   client.on('message', (_data, meta) => topics.push(meta.topic));

@@ -149,6 +149,8 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   private readonly topics: string[];
   private readonly base: string;
   private cursor: string | undefined;
+  /** Topics by their name in cursors, built when first needed. */
+  private fingerprints: Map<string, string> | undefined;
   private currentState: ConnectionState = 'connecting';
   private currentTransport: Transport;
   private readonly handlers = new Map<string, Set<Handler>>();
@@ -469,16 +471,22 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   }
 
   /**
-   * The topic of an event: the one topic, or the only cursor entry (`<index>.<epoch>.<ms>.<seq>`,
-   * index into the sorted topics) that differs from the previous cursor.
+   * The topic of an event: the one topic, or the only cursor entry that differs from the previous
+   * cursor. Entries are `<fingerprint>.<epoch>.<ms>.<seq>` (`2~…`; the gateway's topicFingerprint)
+   * or, from gateways of the previous version, `<index>.<epoch>.<ms>.<seq>` (`1~…`, index into the
+   * sorted topics).
    */
   private topicOf(previous: string | undefined, id: string | undefined): string | undefined {
     if (this.topics.length === 1) return this.topics[0];
-    if (!previous || !id || !previous.startsWith('1~') || !id.startsWith('1~')) return undefined;
+    const version = id?.slice(0, 2);
+    if (!previous || !id || (version !== '2~' && version !== '1~') || !previous.startsWith(version)) return undefined;
     const before = new Set(previous.split('~').slice(1));
     const changed = id.split('~').slice(1).filter((entry) => !before.has(entry));
     if (changed.length !== 1) return undefined;
-    return this.topics[parseInt(changed[0]!.split('.')[0]!, 36)];
+    const key = changed[0]!.split('.')[0]!;
+    if (version === '1~') return this.topics[parseInt(key, 36)];
+    this.fingerprints ??= new Map(this.topics.map((topic) => [topicFingerprint(topic), topic]));
+    return this.fingerprints.get(key);
   }
 
   private opened(): void {
@@ -568,4 +576,22 @@ function safely(callback: () => void): void {
       throw err;
     }, 0);
   }
+}
+
+/**
+ * A topic's name in the gateway's cursors: the same function as `topicFingerprint` in
+ * `@streamcast/protocol` (this file depends on nothing; a test checks the two agree).
+ */
+export function topicFingerprint(topic: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < topic.length; i++) {
+    h ^= topic.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return ((h >>> 0) % 36 ** 6).toString(36).padStart(6, '0');
 }

@@ -290,7 +290,8 @@ export const gatewayEnv = {
   HOST: str('0.0.0.0'),
   RETRY_MS: int('RETRY_MS', 0, 3_600_000, 3000),
   HEARTBEAT_S: int('HEARTBEAT_S', 1, 3600, 15),
-  MAX_TOPICS: int('MAX_TOPICS', 1, 1000, 32),
+  // At most 32: the cursor of a connection (about 30 characters per topic) must stay under 1,024.
+  MAX_TOPICS: int('MAX_TOPICS', 1, 32, 32),
   MAX_BODY_BYTES: int('MAX_BODY_BYTES', 64, 100 * 1024 * 1024, 1024 * 1024),
   MAX_QUEUE_BYTES: int('MAX_QUEUE_BYTES', 1024, 1024 * 1024 * 1024, 1024 * 1024),
   DRAIN_S: int('DRAIN_S', 0, 3600, 10),

@@ -10,6 +10,7 @@ import {
   type StreamRequest,
 } from '@streamcast/http';
 import type { Hub } from '@streamcast/hub';
+import { checkMaxTopics } from '@streamcast/protocol';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 /** `P` types `req.params`: `sse<{ symbol: string }>({ … })`. */
@@ -54,7 +55,7 @@ export interface SseOptions<P = Request['params']> {
 export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandler<P> {
   const hub = options.hub ?? options.broadcaster?.hub;
   if (!hub) throw new TypeError('sse(): give `broadcaster` (from createBroadcaster) or `hub`');
-  const maxTopics = options.maxTopics ?? 32;
+  const maxTopics = checkMaxTopics(options.maxTopics, 'sse()');
 
   return async function sseHandler(
     req: Request<P>,

@@ -17,6 +17,7 @@ import {
   NotReady,
   UnsupportedMediaType,
   assertTopic,
+  checkMaxTopics,
   errorBody,
 } from '@streamcast/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -127,7 +128,7 @@ function authRequestOf(request: FastifyRequest): AuthRequest {
 
 async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOptions) {
   const hub = await resolveHub(fastify, options);
-  const maxTopics = options.maxTopics ?? 32;
+  const maxTopics = checkMaxTopics(options.maxTopics, 'streamcast plugin');
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
   const state = {
     hub,

@@ -8,12 +8,16 @@ import {
   compareIds,
   encodeEventBody,
   encodeRetry,
+  CURSOR_PREFIX,
   formatCursor,
   parsePrivate,
+  placeCursor,
   positionSuffix,
   singleTopicCursor,
+  topicFingerprint,
   stripFields,
   visibleMask,
+  type CursorPlace,
   type ParsedCursor,
   type TopicPosition,
   type PrivateGroup,
@@ -136,12 +140,13 @@ export class Hub {
   async publish(topic: string, event: string, data: string, privateFields?: string): Promise<string> {
     const result = await this.engine.publish(topic, event, data, privateFields);
     this.stats.published++;
-    return singleTopicCursor(result);
+    return singleTopicCursor(topic, result);
   }
 
   /**
    * Opens a stream on `topics` (distinct and sorted, see normalizeTopics) for `sink`, resuming
-   * after `cursor` when given; `preamble` is written right after the `retry:` line; `viewer`,
+   * each topic the `cursor` places (see placeCursor: topics it does not cover start live, those it
+   * covers but cannot place get a `reset`); `preamble` is written right after the `retry:` line; `viewer`,
    * the claims of the subscriber's token, decides which private fields it sees. Resolves once
    * history is sent and the stream is live. Throws NOT_READY, before anything was written, when
    * the engine cannot serve.
@@ -164,14 +169,15 @@ export class Hub {
     // before any history is read. An event is then either in what we read or in the buffer.
     for (let i = 0; i < topics.length; i++) {
       const channel = this.acquire(topics[i] as string);
-      const member = new Member(conn, channel, i);
+      const member = new Member(conn, channel);
       conn.members.push(member);
       channel.pending.add(member);
     }
     try {
       await Promise.all(conn.members.map((m) => m.channel.ready));
       if (conn.closed) return;
-      const plans = await Promise.all(conn.members.map((m) => this.place(m, cursor)));
+      const places = cursor ? placeCursor(cursor, topics) : undefined;
+      const plans = await Promise.all(conn.members.map((m, i) => this.place(m, places?.[i] ?? 'live')));
       if (conn.closed) return;
       conn.begin(preamble);
       if (!this.writeResets(conn, plans)) {
@@ -313,14 +319,11 @@ export class Hub {
         const page = await this.engine.read(channel.topic, channel.lastId, this.options.pageSize);
         if (channel.closed) return;
         const verdict = judge(channel.epoch, channel.lastId, page);
-        if (verdict.reset) {
-          // History behind what this gateway already delivered, or without it, means it was lost.
-          const reason = verdict.reset === 'cursor-unknown' ? 'history-lost' : verdict.reset;
-          const start = await this.restart(channel.topic, verdict, page);
-          if (channel.closed) return;
-          this.resetChannel(channel, reason, start.epoch, start.id);
-          for (const e of start.entries) this.dispatchFromHistory(channel, e);
-          if (start.more) continue;
+        if (verdict) {
+          // History behind what this gateway already delivered, or without it, means it was
+          // lost. The channel's streams continue from the newest entry, with no partial replay.
+          const reason = verdict === 'cursor-unknown' ? 'history-lost' : verdict;
+          this.resetChannel(channel, reason, page.epoch, page.lastId);
         } else {
           for (const e of page.entries) {
             if (e.prev !== channel.lastId) break;
@@ -384,7 +387,7 @@ export class Hub {
     } else {
       const body = encodeEventBody(event.event, event.data);
       if (channel.solo.size > 0) {
-        const frame = Buffer.from(`id: 1~0${suffix}\n${body}`);
+        const frame = Buffer.from(`${channel.soloId}${suffix}\n${body}`);
         for (const conn of channel.solo) conn.write(frame);
       }
       for (const member of channel.multi) {
@@ -425,7 +428,7 @@ export class Hub {
         else byMask.set(mask, [conn]);
       }
       for (const conns of byMask.values()) {
-        const frame = Buffer.from(`id: 1~0${suffix}\n${bodyFor(conns[0] as Connection)}`);
+        const frame = Buffer.from(`${channel.soloId}${suffix}\n${bodyFor(conns[0] as Connection)}`);
         for (const conn of conns) conn.write(frame);
       }
     }
@@ -444,7 +447,7 @@ export class Hub {
     const data = JSON.stringify({ topics: [channel.topic], reason });
     const body = encodeEventBody(RESET_EVENT, data);
     if (channel.solo.size > 0) {
-      const frame = Buffer.from(`id: ${singleTopicCursor({ epoch, id })}\n${body}`);
+      const frame = Buffer.from(`id: ${singleTopicCursor(channel.topic, { epoch, id })}\n${body}`);
       for (const conn of channel.solo) {
         conn.members[0]?.setPosition(epoch, id);
         conn.write(frame);
@@ -461,27 +464,26 @@ export class Hub {
 
   // ---- connections ---------------------------------------------------------------------------
 
-  /** Where a new member starts: from its cursor position, or live at the head. */
-  private async place(member: Member, cursor: ParsedCursor | undefined): Promise<Plan> {
+  /**
+   * Where a new member starts: after its cursor position, or at the head (live) when the cursor
+   * does not cover its topic, or at the head after a `reset` when it cannot be placed.
+   */
+  private async place(member: Member, place: CursorPlace): Promise<Plan> {
     const topic = member.channel.topic;
-    const position = cursor?.positions.get(member.index);
+    const position = typeof place === 'object' ? place.position : undefined;
+    const reset = place === 'unplaceable' ? 'cursor-unknown' : undefined;
     const fromMemory = this.placeFromMemory(member, position);
-    if (fromMemory) {
-      const unplaceable = !position && cursor !== undefined && !cursor.placeable;
-      return { reset: unplaceable ? 'cursor-unknown' : undefined, entries: fromMemory, more: false };
-    }
+    if (fromMemory) return { reset, entries: fromMemory, more: false };
     if (!position) {
       const head = await this.engine.read(topic, null, 0);
       member.setPosition(head.epoch, head.lastId);
-      const unplaceable = cursor !== undefined && !cursor.placeable;
-      return { reset: unplaceable ? 'cursor-unknown' : undefined, entries: [], more: false };
+      return { reset, entries: [], more: false };
     }
     const page = await this.engine.read(topic, position.id, this.options.pageSize);
     const verdict = judge(position.epoch, position.id, page);
-    if (verdict.reset) {
-      const start = await this.restart(topic, verdict, page);
-      member.setPosition(start.epoch, start.id);
-      return { reset: verdict.reset, entries: start.entries, more: start.more };
+    if (verdict) {
+      member.setPosition(page.epoch, page.lastId);
+      return { reset: verdict, entries: [], more: false };
     }
     member.setPosition(position.epoch, position.id);
     const more = page.entries.length >= this.options.pageSize;
@@ -510,36 +512,6 @@ export class Hub {
     const entries = channel.recentAfter(position.id);
     if (entries) member.setPosition(position.epoch, position.id);
     return entries;
-  }
-
-  /**
-   * Where a topic continues after a reset. After lost history (a new epoch) everything in the
-   * new epoch is news to the client, so it is replayed from its start when it is all still there;
-   * after lost writes (a fork) the history after the fork point is news, and follows; otherwise
-   * the topic continues from the newest entry, with no partial replay.
-   */
-  private async restart(topic: string, verdict: Verdict, page: HistoryPage): Promise<Start> {
-    if (verdict.forkedAt !== undefined) {
-      return {
-        epoch: page.epoch,
-        id: verdict.forkedAt,
-        entries: page.entries,
-        more: page.entries.length >= this.options.pageSize,
-      };
-    }
-    if (verdict.reset === 'history-lost') {
-      const fromStart = await this.engine.read(topic, ZERO_ID, this.options.pageSize);
-      if (!judge(fromStart.epoch, ZERO_ID, fromStart).reset) {
-        return {
-          epoch: fromStart.epoch,
-          id: ZERO_ID,
-          entries: fromStart.entries,
-          more: fromStart.entries.length >= this.options.pageSize,
-        };
-      }
-      return { epoch: fromStart.epoch, id: fromStart.lastId, entries: [], more: false };
-    }
-    return { epoch: page.epoch, id: page.lastId, entries: [], more: false };
   }
 
   /** Writes one reset per reason for the topics that need it; false if there were none. */
@@ -596,20 +568,15 @@ export class Hub {
       const page = await this.engine.read(topic, member.lastId, this.options.pageSize);
       if (conn.closed) return;
       const verdict = judge(member.epoch, member.lastId, page);
-      let entries = page.entries;
-      let more = entries.length >= this.options.pageSize;
-      if (verdict.reset) {
-        const start = await this.restart(topic, verdict, page);
-        if (conn.closed) return;
-        member.setPosition(start.epoch, start.id);
-        const data = JSON.stringify({ topics: [topic], reason: verdict.reset });
-        conn.writeEvent(encodeEventBody(RESET_EVENT, data));
+      if (verdict) {
+        // No partial replay: the topic continues from the newest entry.
+        member.setPosition(page.epoch, page.lastId);
+        conn.writeEvent(encodeEventBody(RESET_EVENT, JSON.stringify({ topics: [topic], reason: verdict })));
         this.stats.resets++;
-        entries = start.entries;
-        more = start.more;
+        return;
       }
-      if (!(await this.writeEntries(member, entries))) continue;
-      if (!more) return;
+      if (!(await this.writeEntries(member, page.entries))) continue;
+      if (page.entries.length < this.options.pageSize) return;
     }
   }
 
@@ -773,39 +740,22 @@ interface Plan {
   more: boolean;
 }
 
-interface Start {
-  epoch: string;
-  id: StreamId;
-  entries: StoredEvent[];
-  more: boolean;
-}
-
-interface Verdict {
-  reset?: ResetReason;
-  /**
-   * Set when `after` is not in this history although its epoch is: the first entry after it
-   * chains on an older one (writes acknowledged by a master that a failover or a crash lost). The
-   * entries from `forkedAt` on are the surviving history, all of them news to the reader.
-   */
-  forkedAt?: StreamId;
-}
-
 /**
- * Whether history after (epoch, after) can be delivered as it is: same epoch, not ahead of the
- * stream, and the first entry after it chains on. When it does not chain on, its `prev` tells
- * why: newer than `after`, the entries in between were trimmed; older, `after` never was in this
- * history (ids grow with time, so `after` lies between two entries that are adjacent here).
+ * Whether history after (epoch, after) can be delivered as it is (undefined), or why not: another
+ * epoch (lost); `after` ahead of the stream (a lost write, or a made-up cursor); the first entry
+ * after it chaining on something else. Its `prev` then tells why: newer than `after`, the entries
+ * in between were trimmed; older, `after` never was in this history (writes acknowledged by a
+ * master that a failover or a crash lost; ids grow with time, so `after` lies between two entries
+ * that are adjacent here).
  */
-function judge(epoch: string, after: StreamId, page: HistoryPage): Verdict {
-  if (page.epoch !== epoch) return { reset: 'history-lost' };
+function judge(epoch: string, after: StreamId, page: HistoryPage): ResetReason | undefined {
+  if (page.epoch !== epoch) return 'history-lost';
   const cmp = compareIds(after, page.lastId);
-  // Ahead of the stream: a lost write (or a made-up cursor); continue from the newest entry.
-  if (cmp > 0) return { reset: 'cursor-unknown' };
+  if (cmp > 0) return 'cursor-unknown';
   const first = page.entries[0];
-  if (!first) return cmp < 0 ? { reset: 'history-trimmed' } : {};
-  if (first.prev === after) return {};
-  if (compareIds(first.prev, after) < 0) return { reset: 'history-lost', forkedAt: first.prev };
-  return { reset: 'history-trimmed' };
+  if (!first) return cmp < 0 ? 'history-trimmed' : undefined;
+  if (first.prev === after) return undefined;
+  return compareIds(first.prev, after) < 0 ? 'history-lost' : 'history-trimmed';
 }
 
 class Channel {
@@ -836,11 +786,19 @@ class Channel {
   private recent: StoredEvent[] = [];
   private recentBytes = 0;
 
+  /** The topic's name in cursors (topicFingerprint). */
+  readonly fingerprint: string;
+  /** How a single-topic stream's event frame starts: `id: 2~<fingerprint>`, then the suffix. */
+  readonly soloId: string;
+
   /** `maxRecent`: at most this many recent events (no more than history keeps). */
   constructor(
     readonly topic: string,
     private readonly maxRecent = RECENT_MAX_EVENTS,
-  ) {}
+  ) {
+    this.fingerprint = topicFingerprint(topic);
+    this.soloId = `id: ${CURSOR_PREFIX}${this.fingerprint}`;
+  }
 
   remember(event: StoredEvent): void {
     this.recent.push(event);
@@ -933,8 +891,12 @@ class Member {
   constructor(
     readonly conn: Connection,
     readonly channel: Channel,
-    readonly index: number,
   ) {}
+
+  /** The topic's name in the cursor (formatCursor reads it with `suffix`). */
+  get fingerprint(): string {
+    return this.channel.fingerprint;
+  }
 
   setPosition(epoch: string, id: StreamId): void {
     this.epoch = epoch;
@@ -999,7 +961,7 @@ class Connection {
 
   /** The cursor covering every topic of this connection, as it stands. */
   cursor(): string {
-    return formatCursor(this.members.map((m) => m.suffix));
+    return formatCursor(this.members);
   }
 
   write(chunk: Buffer | string): void {

@@ -122,7 +122,7 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
       publish: async (topic, event, data, publishOptions) => {
         const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
         try {
-          return singleTopicCursor(await engine.publish(topic, name, json, privateFields));
+          return singleTopicCursor(topic, await engine.publish(topic, name, json, privateFields));
         } catch (err) {
           throw new PublishError(`not stored: ${(err as Error).message}`, 'NOT_READY');
         }

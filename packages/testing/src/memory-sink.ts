@@ -76,11 +76,9 @@ export class MemorySink implements Sink {
     return this.events.at(-1)?.id;
   }
 
-  async waitForEvents(count: number, timeoutMs = 10_000): Promise<void> {
-    await waitFor(
-      () => this.events.length >= count,
-      () => `${count} events (got ${this.events.length})`,
-      timeoutMs,
-    );
+  /** Until `count` events (of type `event`, when given) have arrived. */
+  async waitForEvents(count: number, timeoutMs = 10_000, event?: string): Promise<void> {
+    const got = () => (event === undefined ? this.events : this.events.filter((e) => e.event === event)).length;
+    await waitFor(() => got() >= count, () => `${count} ${event ?? ''} events (got ${got()})`, timeoutMs);
   }
 }
