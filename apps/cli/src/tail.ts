@@ -27,8 +27,8 @@ a lost connection and resumes after the last event printed, so nothing is missed
 
 Options:
   --url <url>      the gateway (env GATEWAY_URL; default ${DEFAULT_GATEWAY})
-  --from <cursor>  start after this event: an id printed by ${PROGRAM} or streamcast-publish
-                   (of the same topics); events after it are replayed from history first
+  --from <cursor>  start after this event: an id printed by ${PROGRAM} or streamcast-publish;
+                   the topics it covers replay their history after it first, others start live
   --json           print JSON lines even on a terminal
   --pretty         print readable lines even when piped
   --token <jwt>    bearer token, sent as the Authorization header (env STREAMCAST_TOKEN)
@@ -38,7 +38,8 @@ Options:
   -h, --help       show this help
 
 Reset: when history no longer holds the events after the cursor (trimmed, or Redis lost it),
-the gateway sends a "reset" event naming the topics; they continue live from there. A terminal
+the gateway sends a "reset" event naming the topics; they continue live from there, with no
+replay of what was stored before it. A terminal
 gets a note on stderr; JSON output gets it as a line like any other event:
   {"id":"...","event":"reset","data":{"topics":["news"],"reason":"history-trimmed"}}
 

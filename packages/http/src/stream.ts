@@ -14,7 +14,7 @@ import {
 import { ResponseSink } from './response-sink';
 
 export interface StreamRequest {
-  /** Distinct topics, sorted: cursor indexes refer to this order. */
+  /** Distinct topics, sorted: the order of the stream's cursor entries. */
   topics: string[];
   cursor: ParsedCursor | undefined;
 }
