@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { SOURCE_EXEC_ARGV } from './source-exec';
 import { sleep } from './wait';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -27,7 +28,7 @@ export async function startGatewayProcess(
 ): Promise<GatewayProcess> {
   const port = options.port ?? (await freePort());
   const script = options.script ?? join(REPO_ROOT, 'apps', 'gateway', 'src', 'main.ts');
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', script], {
+  const child = spawn(process.execPath, [...SOURCE_EXEC_ARGV, script], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
