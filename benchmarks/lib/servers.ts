@@ -30,6 +30,16 @@ export function gatewayRunner(): 'compiled' | 'ts-node' {
   return value;
 }
 
+/** startGatewayProcess's script and execArgv for gatewayRunner(), with `preload` modules. */
+export function gatewayLaunch(preload: readonly string[] = []): { script: string; execArgv: string[] } {
+  const compiled = gatewayRunner() === 'compiled';
+  const hooks = preload.flatMap((file) => ['-r', file]);
+  return {
+    script: join(REPO_ROOT, 'apps', 'gateway', compiled ? 'dist/main.js' : 'src/main.ts'),
+    execArgv: compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks],
+  };
+}
+
 export type ServerKind = 'streamcast' | 'naive' | 'nchan';
 
 /** A server under test, running as its own process(es) pinned to core 0. */
@@ -99,8 +109,6 @@ export async function startStreamcast(
 ): Promise<ServerUnderTest> {
   const profileDir = process.env.BENCH_GATEWAY_CPU_PROF;
   const instrumented = options.instrumented === true || profileDir !== undefined;
-  const compiled = gatewayRunner() === 'compiled';
-  const hooks = instrumented ? ['-r', join(__dirname, 'gateway-hooks.js')] : [];
   const gateway = await startGatewayProcess(
     {
       REDIS_URL: redisUrl,
@@ -110,8 +118,7 @@ export async function startStreamcast(
       ...options.env,
     },
     {
-      script: join(REPO_ROOT, 'apps', 'gateway', compiled ? 'dist/main.js' : 'src/main.ts'),
-      execArgv: compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks],
+      ...gatewayLaunch(instrumented ? [join(__dirname, 'gateway-hooks.js')] : []),
       ...(options.port ? { port: options.port } : {}),
     },
   );
