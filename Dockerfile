@@ -2,13 +2,13 @@
 # One image for every process of the cluster: the gateway (default command), the producers and
 # the upload worker; docker-compose.yml gives each its command, the same as `npm run cluster`.
 #
-# The apps run their TypeScript through ts-node's transpile-only hook, as `npm start` and
-# `npm run gateway` do (packages point "main" at src/index.ts; there is no build output to run).
-# ts-node and typescript are therefore production dependencies of the root package; transpiling
-# costs a second or two at start and nothing afterwards. Nothing else from devDependencies, and
-# not the test tooling workspace (packages/testing: testcontainers…), enters the image.
+# The build stage compiles the workspaces (`npm run build`: tsc -b, see the README's "Build");
+# the runtime stage holds the production install and the compiled dist/ folders only: no
+# TypeScript source, no typescript, no ts-node (devDependencies, omitted). Nothing else from
+# devDependencies, and not the test tooling workspace (packages/testing: testcontainers…),
+# enters the image.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Every workspace's package.json and the lock, alone: the install layer below is rebuilt only
 # when one of them changes.
@@ -21,6 +21,22 @@ RUN mkdir -p /out \
       mkdir -p "/out/$(dirname "$f")" && cp "$f" "/out/$f"; \
     done \
  && rm -rf /out/packages/testing
+
+# The compiler's stage: the full install (typescript, @types), then `npm run build`; /dist gets
+# each workspace's dist/ (without tsc's .tsbuildinfo).
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY --from=manifests /out/ ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.build.json ./
+COPY scripts/post-build.js ./scripts/
+COPY packages ./packages
+COPY apps ./apps
+RUN npm run build \
+ && for d in packages/*/dist apps/*/dist; do \
+      mkdir -p "/dist/$d" && cp -r "$d/." "/dist/$d/"; \
+    done \
+ && find /dist -name '*.tsbuildinfo' -delete
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
@@ -40,9 +56,9 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=manifests /out/ ./
-COPY tsconfig.json ./
-COPY packages ./packages
-COPY apps ./apps
+COPY --from=build /dist/ ./
+# The demo pages (served by every gateway from apps/web/public).
+COPY apps/web ./apps/web
 # Files stay root's and read-only to the app; it writes only received uploads (a volume in
 # compose, shared by the gateways and the upload worker).
 RUN mkdir -p /data/uploads && chown node:node /data/uploads
@@ -51,4 +67,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "-r", "ts-node/register/transpile-only", "apps/gateway/src/main.ts"]
+CMD ["node", "apps/gateway/dist/main.js"]

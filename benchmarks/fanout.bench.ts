@@ -21,7 +21,7 @@ import {
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
 import { header, int, table } from './lib/report';
-import { openAll, specsFor, startServer, type ServerKind } from './lib/servers';
+import { gatewayRunner, openAll, specsFor, startServer, type ServerKind } from './lib/servers';
 
 export type FanoutRow = DeliveryRow;
 
@@ -67,6 +67,7 @@ export async function runDeliveryScenario(
         seconds: p.rateSeconds,
       }),
     );
+    if (server.startupMs !== undefined) for (const row of rows) row.startupMs = server.startupMs;
     return rows;
   } catch (err) {
     const output = server.output().trim();
@@ -121,6 +122,10 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
       `streamcast / naive deliveries/s (saturated): ${ratio.toFixed(2)}x (target >= 3x); ` +
         `per server CPU-second: ${perCpu.toFixed(2)}x`,
     );
+  }
+  const started = rows.find((r) => r.server === 'streamcast' && r.startupMs !== undefined);
+  if (started?.startupMs !== undefined) {
+    out.push(`streamcast: ready ${int(started.startupMs)} ms after its start (gateway ${gatewayRunner()})`);
   }
   out.push(...ratioLines(rows, 'fan-out'));
   const missing = nchanMissing();

@@ -11,7 +11,7 @@ import { withContext, type BenchContext } from './lib/context';
 import { nchanMissing } from './lib/nginx';
 import { openFileLimit, rssBytes } from './lib/procs';
 import { header, int, mb, table } from './lib/report';
-import { startServer, type ServerKind, type ServerUnderTest } from './lib/servers';
+import { gatewayRunner, startServer, type ServerKind, type ServerUnderTest } from './lib/servers';
 
 const BATCH = 500;
 
@@ -33,6 +33,8 @@ export interface IdleResult {
   connections: number;
   topics: number;
   rampSeconds: number;
+  /** Start to ready of the server, when it reports it (the gateway). */
+  startupMs?: number;
   samples: IdleSample[];
 }
 
@@ -71,7 +73,7 @@ async function sample(server: ServerUnderTest, label: string, connections: numbe
     };
   }
   const m = await metrics(server);
-  // Then what is left once garbage is gone (instrumented-gateway.ts collects on SIGUSR2).
+  // Then what is left once garbage is gone (gateway-hooks.js collects on SIGUSR2).
   process.kill(server.pid, 'SIGUSR2');
   await sleep(1000);
   const rssAfterGc = rssBytes(server.pid);
@@ -141,7 +143,14 @@ export async function runIdle(ctx: BenchContext, kind: ServerKind = 'streamcast'
     await pool.drop();
     await sleep(3000);
     samples.push(await sample(server, 'after they closed (3 s)', 0));
-    return { server: kind, connections: p.idleConnections, topics: p.idleTopics, rampSeconds, samples };
+    return {
+      server: kind,
+      connections: p.idleConnections,
+      topics: p.idleTopics,
+      rampSeconds,
+      ...(server.startupMs === undefined ? {} : { startupMs: server.startupMs }),
+      samples,
+    };
   } catch (err) {
     const output = server.output().trim();
     if (output) log(`gateway output:\n${output}`);
@@ -196,6 +205,11 @@ export function formatIdle(results: IdleResult[]): string {
       rows,
     ),
   ];
+  for (const result of results) {
+    if (result.startupMs !== undefined) {
+      out.push(`${result.server}: ready ${int(result.startupMs)} ms after its start (gateway ${gatewayRunner()})`);
+    }
+  }
   const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
   for (const result of results) {
     const [base, loaded] = result.samples;

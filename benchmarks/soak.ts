@@ -41,6 +41,7 @@ import {
   type GatewayProcess,
 } from '@streamcast/testing';
 import { createParser } from 'eventsource-parser';
+import { gatewayLaunch } from './lib/servers';
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -246,7 +247,7 @@ async function main(): Promise<number> {
     }
     const prefix = testPrefix();
     const env = { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'warn' };
-    for (let i = 0; i < params.gateways; i++) gateways.push(await startGatewayProcess(env));
+    for (let i = 0; i < params.gateways; i++) gateways.push(await startGatewayProcess(env, gatewayLaunch()));
     const gatewayUrl = (i: number) => (gateways[i % gateways.length] as GatewayProcess).url;
 
     for (let i = 0; i < params.subscribers; i++) {

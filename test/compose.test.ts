@@ -151,12 +151,14 @@ describe('docker-compose.yml', () => {
       expect(s.image).toBe('streamcast:local');
       expect(s.build).toBe('.');
       expect(s.restart).toBe('unless-stopped');
-      expect(existsSync(join(ROOT, clusterCommands[name][3]))).toBe(true);
+      // The compiled script's source (dist/ exists after npm run build only).
+      expect(existsSync(join(ROOT, clusterCommands[name][1].replace('/dist/', '/src/').replace(/\.js$/, '.ts')))).toBe(true);
     }
     const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
     expect(clusterCommands.gateway.join(' ')).toBe(scripts.gateway);
     expect(clusterCommands.producers.join(' ')).toBe(`${scripts.producer} all`);
     expect(scripts.cluster).toBe('node -r ts-node/register/transpile-only scripts/cluster.ts');
+    expect(scripts.precluster).toBe('npm run --silent build');
   });
 
   it('shares the upload directory between the gateways and the upload worker', () => {
@@ -432,9 +434,10 @@ describe('the Dockerfile', () => {
     const user = instructions.filter((l) => /^USER /.test(l)).at(-1);
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^USER (root|0)\b/);
-    // What the apps need at run time is not a devDependency (the image omits those).
-    const pkg = JSON.parse(read('package.json')) as { dependencies?: Record<string, string> };
-    expect(Object.keys(pkg.dependencies ?? {})).toEqual(expect.arrayContaining(['ts-node', 'typescript']));
+    // The build stage compiles; what runs needs no TypeScript tooling (a devDependency, omitted).
+    expect(dockerfile).toMatch(/npm run build/);
+    const pkg = JSON.parse(read('package.json')) as { devDependencies?: Record<string, string> };
+    expect(Object.keys(pkg.devDependencies ?? {})).toEqual(expect.arrayContaining(['ts-node', 'typescript']));
     const ignored = read('.dockerignore').split('\n');
     expect(ignored).toEqual(expect.arrayContaining(['**/node_modules', 'packages/testing']));
   });

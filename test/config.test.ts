@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewaySchema, parseEnv } from '@streamcast/config';
+import { SOURCE_EXEC_ARGV } from '@streamcast/testing';
 
 const ROOT = join(__dirname, '..');
 
@@ -79,7 +80,7 @@ describe('configuration', () => {
   ])('a gateway with %s=%s exits 1 with one line naming it', (name, value) => {
     const result = spawnSync(
       process.execPath,
-      ['-r', 'ts-node/register/transpile-only', 'apps/gateway/src/main.ts'],
+      [...SOURCE_EXEC_ARGV, 'apps/gateway/src/main.ts'],
       { cwd: ROOT, env: { PATH: process.env.PATH, [name]: value }, encoding: 'utf8', timeout: 30_000 },
     );
     expect(result.status).toBe(1);

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fastifyRedis from '@fastify/redis';
 import { createBroadcaster, sse, type Broadcaster } from '@streamcast/express';
-import { redisClientOptions, streamcast } from '@streamcast/http';
+import { redisClientOptions, streamcast } from '@streamcast/fastify';
 import { ParamInvalid } from '@streamcast/protocol';
 import { SseClient, fetchJson, sleep, testPrefix, testRedisUrl, waitFor, withEpoch } from '@streamcast/testing';
 import express from 'express';

@@ -15,6 +15,7 @@ import {
   testRedisUrl,
   waitFor,
   type GatewayProcess,
+  SOURCE_EXEC_ARGV,
 } from '@streamcast/testing';
 import { QUEUE_NAME, uploadKeys } from '@streamcast/uploads';
 import { Queue } from 'bullmq';
@@ -53,7 +54,7 @@ async function startWorker(
 ): Promise<WorkerProcess> {
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', 'apps/upload-worker/src/main.ts'],
+    [...SOURCE_EXEC_ARGV, 'apps/upload-worker/src/main.ts'],
     {
       cwd: ROOT,
       env: {
@@ -576,7 +577,7 @@ describe('the upload worker', () => {
   it('exits 1 with one line naming REDIS_URL when it has no Redis', () => {
     const result = spawnSync(
       process.execPath,
-      ['-r', 'ts-node/register/transpile-only', 'apps/upload-worker/src/main.ts'],
+      [...SOURCE_EXEC_ARGV, 'apps/upload-worker/src/main.ts'],
       {
         cwd: ROOT,
         env: { PATH: process.env.PATH },

@@ -15,6 +15,8 @@ import type { ServerUnderTest } from './servers';
 /** One measured run of events through a server to its subscribers. */
 export interface DeliveryRow {
   server: string;
+  /** Start to ready of the server process of this run, when it reports it (the gateway). */
+  startupMs?: number;
   /** `saturated`, `open loop` or the fixed rate asked for. */
   load: string;
   /** Events published per second while measuring. */

@@ -1,5 +1,6 @@
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import type { BenchContext } from './context';
+import { gatewayRunner } from './servers';
 
 /** Lines that head every benchmark table: machine, runtime, pinning and parameters. */
 export function header(ctx: BenchContext): string {
@@ -33,7 +34,7 @@ export function header(ctx: BenchContext): string {
   return [
     `streamcast benchmarks, ${when} UTC`,
     `machine  ${cpu[0]?.model.trim() ?? '?'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${type()} ${release()}`,
-    `runtime  Node ${process.version}, redis-server ${ctx.redisVersion}`,
+    `runtime  Node ${process.version}, redis-server ${ctx.redisVersion}; gateway ${gatewayRunner()} (BENCH_GATEWAY)`,
     `pinning  ${
       ctx.pinned
         ? 'core 0: the server under test alone; core 1: redis-server, client processes, publisher (taskset)'

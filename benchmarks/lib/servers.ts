@@ -9,12 +9,36 @@ import {
   type ConnSpec,
   type PublishTarget,
 } from '@streamcast/loadtest';
-import { freePort, startGatewayProcess } from '@streamcast/testing';
+import { SOURCE_EXEC_ARGV, freePort, startGatewayProcess } from '@streamcast/testing';
 import { startNchanProcess } from './nginx';
 import { killQuietly, withDeadline } from '@streamcast/loadtest';
 import { onCleanup, pin } from './procs';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
+
+/**
+ * How the benchmarks run the gateway: `compiled` (default) is what `npm run gateway` and the
+ * image run, apps/gateway/dist/main.js (`npm run bench` builds first); `ts-node` is the
+ * TypeScript source through ts-node, as the tests run it (the compiler stays in its heap), for
+ * before/after comparisons. BENCH_GATEWAY=compiled|ts-node.
+ */
+export function gatewayRunner(): 'compiled' | 'ts-node' {
+  const value = process.env.BENCH_GATEWAY ?? 'compiled';
+  if (value !== 'compiled' && value !== 'ts-node') {
+    throw new Error(`BENCH_GATEWAY must be compiled or ts-node (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** startGatewayProcess's script and execArgv for gatewayRunner(), with `preload` modules. */
+export function gatewayLaunch(preload: readonly string[] = []): { script: string; execArgv: string[] } {
+  const compiled = gatewayRunner() === 'compiled';
+  const hooks = preload.flatMap((file) => ['-r', file]);
+  return {
+    script: join(REPO_ROOT, 'apps', 'gateway', compiled ? 'dist/main.js' : 'src/main.ts'),
+    execArgv: compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks],
+  };
+}
 
 export type ServerKind = 'streamcast' | 'naive' | 'nchan';
 
@@ -32,6 +56,8 @@ export interface ServerUnderTest {
   path(topic: string): string;
   /** How events reach it: POST /publish, Redis PUBLISH (naive), POST /pub/<topic> (Nchan). */
   target(topics: readonly string[], concurrency: number): PublishTarget;
+  /** Milliseconds from its start to ready (the gateway: first healthy /healthz). */
+  startupMs?: number;
   /** Everything it wrote to stdout and stderr. */
   output(): string;
   stop(): Promise<void>;
@@ -71,10 +97,11 @@ export async function startServer(
 }
 
 /**
- * One gateway (`npm run gateway`'s program) on the benchmark's Redis, with a key prefix of its
- * own, pinned to SERVER_CORE. `instrumented` runs it through instrumented-gateway.ts (SIGUSR2
- * collects garbage); so does BENCH_GATEWAY_CPU_PROF=<dir>, which also profiles it and leaves a
- * .cpuprofile in <dir> when it stops. `env` adds to its environment (REDIS_PREFIX, RETRY_MS…).
+ * One gateway (`npm run gateway`'s program, compiled or through ts-node: BENCH_GATEWAY) on the
+ * benchmark's Redis, with a key prefix of its own, pinned to SERVER_CORE. `instrumented`
+ * preloads gateway-hooks.js (SIGUSR2 collects garbage); so does BENCH_GATEWAY_CPU_PROF=<dir>,
+ * which also profiles it and leaves a .cpuprofile in <dir> when it stops. `env` adds to its
+ * environment (REDIS_PREFIX, RETRY_MS…).
  */
 export async function startStreamcast(
   redisUrl: string,
@@ -91,7 +118,7 @@ export async function startStreamcast(
       ...options.env,
     },
     {
-      ...(instrumented ? { script: join(__dirname, 'instrumented-gateway.ts') } : {}),
+      ...gatewayLaunch(instrumented ? [join(__dirname, 'gateway-hooks.js')] : []),
       ...(options.port ? { port: options.port } : {}),
     },
   );
@@ -119,6 +146,7 @@ export async function startStreamcast(
     pid,
     pids: () => [pid],
     pinned,
+    startupMs: gateway.readyMs,
     path: (topic) => `/events?topic=${encodeURIComponent(topic)}`,
     target: (topics, concurrency) => httpTarget(gateway.url, topics, concurrency),
     output: gateway.output,
@@ -135,7 +163,7 @@ export async function startNaive(redisUrl: string, prefix: string): Promise<Serv
   const port = await freePort();
   const child = fork(join(__dirname, 'naive-server.ts'), [], {
     cwd: REPO_ROOT,
-    execArgv: ['-r', 'ts-node/register/transpile-only'],
+    execArgv: [...SOURCE_EXEC_ARGV],
     env: {
       PATH: process.env.PATH ?? '',
       REDIS_URL: redisUrl,

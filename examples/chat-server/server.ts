@@ -6,6 +6,7 @@
  * Run two instances on one Redis, from the repository root:
  *
  *   export REDIS_URL=redis://127.0.0.1:6379
+ *   npm run build   (the example imports the packages' compiled dist/)
  *   PORT=3001 node -r ts-node/register/transpile-only examples/chat-server/server.ts
  *   PORT=3002 node -r ts-node/register/transpile-only examples/chat-server/server.ts
  *

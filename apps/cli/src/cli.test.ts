@@ -11,6 +11,7 @@ import {
   testRedisUrl,
   waitFor,
   type GatewayProcess,
+  SOURCE_EXEC_ARGV,
 } from '@streamcast/testing';
 
 /**
@@ -87,7 +88,7 @@ const running: Cli[] = [];
 function start(tool: 'publish' | 'tail', args: string[], stdin?: string): Cli {
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', SCRIPTS[tool], ...args],
+    [...SOURCE_EXEC_ARGV, SCRIPTS[tool], ...args],
     {
       cwd: ROOT,
       // A clean environment: no REDIS_URL or GATEWAY_URL of the test run leaks into target choice.

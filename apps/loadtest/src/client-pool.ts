@@ -249,7 +249,9 @@ function spawnWorker(onSpawn: PoolOptions['onSpawn']): Worker {
   const child = fork(join(__dirname, ts ? 'client-worker.ts' : 'client-worker.js'), [], {
     cwd: REPO_ROOT,
     // An absolute path: the tool may run from any directory.
-    execArgv: ts ? ['-r', require.resolve('ts-node/register/transpile-only')] : [],
+    execArgv: ts
+      ? ['--conditions=streamcast-source', '-r', require.resolve('ts-node/register/transpile-only')]
+      : [],
     env: { ...process.env, TS_NODE_PROJECT: join(REPO_ROOT, 'tsconfig.json') },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

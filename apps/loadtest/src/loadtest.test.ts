@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGatewayProcess, type GatewayProcess } from '@streamcast/testing';
+import { SOURCE_EXEC_ARGV, startGatewayProcess, type GatewayProcess } from '@streamcast/testing';
 import type { LoadTestResult } from './run-load-test';
 
 /**
@@ -14,7 +14,7 @@ const MAIN = join(__dirname, 'main.ts');
 
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], {
+    const child = spawn(process.execPath, [...SOURCE_EXEC_ARGV, MAIN, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
       stdio: ['ignore', 'pipe', 'pipe'],

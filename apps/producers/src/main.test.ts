@@ -7,6 +7,7 @@ import {
   testPrefix,
   testRedisUrl,
   type GatewayProcess,
+  SOURCE_EXEC_ARGV,
 } from '@streamcast/testing';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -19,11 +20,11 @@ interface Runner {
   exited: Promise<number | null>;
 }
 
-/** `node -r ts-node/register/transpile-only apps/producers/src/main.ts …args`, as `npm run producer` runs it. */
+/** apps/producers/src/main.ts …args from source, as `npm run producer` runs its build. */
 function runner(args: string[], env: Record<string, string> = {}): Runner {
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', RUNNER, ...args],
+    [...SOURCE_EXEC_ARGV, RUNNER, ...args],
     {
       cwd: REPO_ROOT,
       env: {

@@ -1,15 +1,10 @@
+// What the Express handler (@streamcast/express) and the Fastify plugin (@streamcast/fastify)
+// share; nothing here imports a web framework.
 export * from './response-sink';
 export * from './stream';
+export * from './poll';
 export * from './metrics';
 export * from './loopback';
 export * from './guard';
-export * from './client-error';
 export { Authorizer, type AuthorizerOptions, type Principal } from '@streamcast/auth';
 export { StreamCounter, type StreamLimits, type StreamCounterOptions } from '@streamcast/limits';
-export * from './fastify-plugin';
-export {
-  createBroadcaster,
-  redisClientOptions,
-  type Broadcaster,
-  type BroadcasterOptions,
-} from '@streamcast/broadcaster';

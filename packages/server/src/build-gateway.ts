@@ -2,7 +2,7 @@ import fastifyRedis from '@fastify/redis';
 import type { GatewayConfig } from '@streamcast/config';
 import { MemoryEngine, type Engine } from '@streamcast/engine';
 import { RedisEngine, redisClientOptions, redisConnectionOptions } from '@streamcast/engine-redis';
-import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/http';
+import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/fastify';
 import { Hub } from '@streamcast/hub';
 import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';

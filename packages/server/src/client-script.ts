@@ -1,44 +1,29 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import ts from 'typescript';
 
 /** Where every gateway serves the browser client (README, "Client library"). */
 export const CLIENT_SCRIPT_PATH = '/streamcast-client.js';
 
 /**
- * The browser build of @streamcast/client: its single source file transpiled to ES2017 and
- * wrapped as a plain script that defines the global `Streamcast`. No bundler: the file imports
- * nothing, and typescript is loaded already (the gateway runs on ts-node).
+ * The browser build of @streamcast/client: the plain script that defines the global
+ * `Streamcast`, made at build time (`npm run build`: packages/client/scripts/build-browser.js)
+ * from the package's CommonJS output. Read from the package, so a gateway never loads a
+ * compiler; missing until the client is built (the test setup builds it).
  */
-export function buildClientScript(
-  source = readFileSync(require.resolve('@streamcast/client'), 'utf8'),
-): string {
-  const { outputText } = ts.transpileModule(source, {
-    fileName: 'streamcast-client.ts',
-    compilerOptions: {
-      target: ts.ScriptTarget.ES2017,
-      module: ts.ModuleKind.CommonJS,
-      removeComments: true,
-    },
-  });
-  if (/\brequire\(/.test(outputText)) {
-    throw new Error('@streamcast/client must not import anything: it is served as one plain script');
+export function readClientScript(): string {
+  let file: string;
+  try {
+    file = require.resolve('@streamcast/client/streamcast-client.js');
+  } catch (err) {
+    throw new Error(`@streamcast/client is not built (run npm run build): ${(err as Error).message}`);
   }
-  return (
-    '/* @streamcast/client: defines the global Streamcast (README, "Client library") */\n' +
-    '(function (root) {\n' +
-    "'use strict';\n" +
-    'var exports = {};\n' +
-    `${outputText.trim()}\n` +
-    'root.Streamcast = exports;\n' +
-    "})(typeof globalThis !== 'undefined' ? globalThis : self);\n"
-  );
+  return readFileSync(file, 'utf8');
 }
 
 /** GET /streamcast-client.js: built once at start, cached by browsers, revalidated by ETag. */
 export async function clientScriptRoute(app: FastifyInstance): Promise<void> {
-  const body = buildClientScript();
+  const body = readClientScript();
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
   app.get(CLIENT_SCRIPT_PATH, (request, reply) => {
     reply

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { SOURCE_EXEC_ARGV } from './source-exec';
 import { sleep } from './wait';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -9,6 +10,8 @@ export interface GatewayProcess {
   url: string;
   port: number;
   child: ChildProcess;
+  /** Milliseconds from the spawn to the first healthy /healthz (polled every 50 ms). */
+  readyMs: number;
   /** Everything the process wrote to stdout and stderr. */
   output(): string;
   /** SIGTERM and wait for exit. */
@@ -19,15 +22,18 @@ export interface GatewayProcess {
 
 /**
  * Starts `npm run gateway`'s program as a child process on 127.0.0.1 and a free port, with
- * `env` on top of a clean environment; resolves once /healthz answers.
+ * `env` on top of a clean environment; resolves once /healthz answers. By default from its
+ * TypeScript source (SOURCE_EXEC_ARGV); `script` and `execArgv` run something else, e.g. the
+ * compiled apps/gateway/dist/main.js with no execArgv (the benchmarks do).
  */
 export async function startGatewayProcess(
   env: Record<string, string>,
-  options: { port?: number; script?: string } = {},
+  options: { port?: number; script?: string; execArgv?: readonly string[] } = {},
 ): Promise<GatewayProcess> {
   const port = options.port ?? (await freePort());
   const script = options.script ?? join(REPO_ROOT, 'apps', 'gateway', 'src', 'main.ts');
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', script], {
+  const started = Date.now();
+  const child = spawn(process.execPath, [...(options.execArgv ?? SOURCE_EXEC_ARGV), script], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -47,13 +53,17 @@ export async function startGatewayProcess(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
+  let readyMs = 0;
   for (;;) {
     if (child.exitCode !== null) {
       throw new Error(`gateway exited with ${child.exitCode} before it was healthy:\n${output}`);
     }
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) break;
+      if (res.ok) {
+        readyMs = Date.now() - started;
+        break;
+      }
     } catch {
       // not listening yet
     }
@@ -67,6 +77,7 @@ export async function startGatewayProcess(
     url,
     port,
     child,
+    readyMs,
     output: () => output,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');

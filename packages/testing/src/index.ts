@@ -13,3 +13,4 @@ export * from './tokens';
 export * from './files';
 export * from './chromium';
 export * from './cursors';
+export * from './source-exec';

@@ -13,6 +13,8 @@ import {
   UploadInvalid,
 } from '@streamcast/protocol';
 import type { FastifyInstance } from 'fastify';
+// Types app.streamcast (the plugin this route is registered after).
+import type {} from '@streamcast/fastify';
 import { BullUploadQueue } from './bullmq-uploads';
 import { cleanFilename, isFileId, randomId } from './file-id';
 import { InProcessUploads, type LogLike, type UploadBackend } from './in-process-uploads';

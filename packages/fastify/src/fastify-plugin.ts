@@ -22,16 +22,18 @@ import {
 } from '@streamcast/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Guard, type Admission } from './guard';
-import { createMetrics } from './metrics';
-import { poll, readPollTimeout } from './poll';
 import {
+  Guard,
   bounceStream,
+  createMetrics,
   onResponseClose,
+  poll,
+  readPollTimeout,
   readStreamRequest,
   serveStream,
+  type Admission,
   type ServeOptions,
-} from './stream';
+} from '@streamcast/http';
 
 /**
  * Where the plugin gets its broadcaster, first match wins: `hub` (a started hub the caller owns,

@@ -1,5 +1,7 @@
+'use strict';
 /**
- * The gateway's main.ts with two benchmark hooks, run in the same process:
+ * Preloaded into the benchmarks' gateway (`node -r ./gateway-hooks.js <gateway main>`), plain
+ * JavaScript so that the compiled gateway runs with no compiler in its heap:
  *
  * - SIGUSR2 runs a full garbage collection (the idle benchmark reads RSS with and without
  *   garbage); `gc` is obtained at run time, so the gateway needs no --expose-gc flag.
@@ -7,14 +9,14 @@
  *   <dir>/gateway-<pid>.cpuprofile (NODE_OPTIONS cannot carry --cpu-prof). Summarise it with
  *   `node -r ts-node/register/transpile-only benchmarks/lib/profile-summary.ts <file>`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
-import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+const { mkdirSync, writeFileSync } = require('node:fs');
+const { Session } = require('node:inspector');
+const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
+const { runInNewContext } = require('node:vm');
 
 setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+const gc = runInNewContext('gc');
 process.on('SIGUSR2', () => gc());
 
 const dir = process.env.CPU_PROF_DIR;
@@ -32,5 +34,3 @@ if (dir) {
     });
   });
 }
-
-require('../../apps/gateway/src/main');
