@@ -13,6 +13,7 @@ import {
   waitFor,
   type GatewayProcess,
 } from '@streamcast/testing';
+import { singleTopicCursor } from '@streamcast/protocol';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /**
@@ -27,7 +28,7 @@ const STANDALONE = join(ROOT, 'apps', 'standalone', 'src', 'main.ts');
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 /** An event's id: the connection's cursor. */
-const CURSOR_RE = /^1~[0-9a-z.~]+$/;
+const CURSOR_RE = /^2~[0-9a-z.~]+$/;
 
 interface OpenPage {
   page: Page;
@@ -387,7 +388,7 @@ describe('demo pages on npm start (embedded engine, every producer)', () => {
     );
     expect(await inspectorNumbers(page)).toEqual(range(1, 8));
     const notes = await page.locator('#events tr.sys').allTextContents();
-    expect(notes.some((n) => n.includes('connected: resuming after 1~'))).toBe(true);
+    expect(notes.some((n) => n.includes('connected: resuming after 2~'))).toBe(true);
     expect(await page.locator('#reset-notice').isHidden()).toBe(true);
     await shoot(page, 'inspector');
     expect(errors).toEqual([]);
@@ -395,7 +396,8 @@ describe('demo pages on npm start (embedded engine, every producer)', () => {
 
   it('inspector: a cursor this deployment cannot place shows a reset notice', async () => {
     const topic = `demo-${testPrefix()}`;
-    const cursor = '1~0.zzzzzzzz.1.0'; // well-formed, from no epoch this process made
+    // Well-formed and naming the topic, from no epoch this process made.
+    const cursor = singleTopicCursor(topic, { epoch: 'zzzzzzzz', id: '1-0' });
     const { page, errors } = await openPage(
       `${app.url}/inspector.html?topic=${topic}&lastEventId=${encodeURIComponent(cursor)}`,
     );
@@ -486,7 +488,7 @@ describe('a page resumes by itself across a gateway restart (Redis, two gateways
     expect(await badge(page)()).toBe('live');
     expect(Number(await text(page, '#reconnect-count')())).toBeGreaterThanOrEqual(1);
     const notes = await page.locator('#events tr.sys').allTextContents();
-    expect(notes.some((n) => /reconnected by the browser with Last-Event-ID 1~/.test(n))).toBe(
+    expect(notes.some((n) => /reconnected by the browser with Last-Event-ID 2~/.test(n))).toBe(
       true,
     );
     await shoot(page, 'inspector-resume');

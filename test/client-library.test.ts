@@ -266,7 +266,7 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     expect(streams.length).toBeGreaterThanOrEqual(3);
     // The first stream starts at the cursor the client learned first (one poll, no cursor).
     expect(requests.find((r) => r.path === '/poll')?.url).not.toContain('lastEventId');
-    expect(streams[0]!.url).toMatch(/[?&]lastEventId=1~/);
+    expect(streams[0]!.url).toMatch(/[?&]lastEventId=2~/);
     expect(seen.state).toBe('open');
     expect(seen.errors.every((e) => !e.fatal)).toBe(true);
     expect(errors).toEqual([]);
@@ -484,7 +484,7 @@ describe('@streamcast/client with short-lived tokens', () => {
         const streams = requests.filter((r) => r.path === '/events');
         expect(streams.length).toBeGreaterThanOrEqual(4);
         expect(streams.every((r) => /[?&]token=ey/.test(r.url))).toBe(true);
-        expect(streams.every((r) => /[?&]lastEventId=1~/.test(r.url))).toBe(true);
+        expect(streams.every((r) => /[?&]lastEventId=2~/.test(r.url))).toBe(true);
         expect(streams.some((r) => r.status === 401)).toBe(true);
         expect(seen.states.filter((s) => s === 'reconnecting').length).toBeGreaterThanOrEqual(3);
       } else {
@@ -600,7 +600,7 @@ describe('@streamcast/client behind a balancer that answers 503', () => {
     expect(Math.max(...gaps)).toBeGreaterThan(250);
     // The stream after the outage resumed from the cursor (query: a new EventSource).
     const resumed = proxy.log.find((r) => r.time >= upAt && r.url.startsWith('/events?'));
-    expect(resumed?.url).toMatch(/[?&]lastEventId=1~/);
+    expect(resumed?.url).toMatch(/[?&]lastEventId=2~/);
     expect(seen.states).toContain('reconnecting');
     expect(seen.errors.every((e) => !e.fatal)).toBe(true);
     expect(downAt).toBeLessThan(upAt);

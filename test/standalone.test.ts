@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { validateEvent } from '@streamcast/events';
+import { topicFingerprint } from '@streamcast/protocol';
 import {
   SseClient,
   fetchJson,
@@ -46,7 +47,8 @@ describe('npm start (gateway + producers, embedded engine)', () => {
     await waitFor(() => client.events.some(isFeedEvent), `a ${events.join('/')} event on ${route}`, 15_000);
     for (const event of client.events.filter(isFeedEvent)) {
       expect(() => validateEvent(topic, event.event, JSON.parse(event.data))).not.toThrow();
-      expect(event.id).toMatch(/^1~0\.[0-9a-z]+\.[0-9a-z]+\.[0-9a-z]+$/);
+      // A one-topic connection's cursor: the topic's entry alone, as its publish returned.
+      expect(event.id).toMatch(new RegExp(`^2~${topicFingerprint(topic)}\\.[0-9a-z]+\\.[0-9a-z]+\\.[0-9a-z]+$`));
     }
   });
 
