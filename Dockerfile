@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every process of the cluster: the gateway (default command), the producers and
 # the upload worker; docker-compose.yml gives each its command, the same as `npm run cluster`.
 #
@@ -8,6 +7,8 @@
 # devDependencies, and not the test tooling workspace (packages/testing: testcontainers…),
 # enters the image.
 
+# The official image by default; docker-compose.yml passes NODE_IMAGE (npm run images:local
+# builds a local one). No `# syntax=` line: BuildKit would pull that frontend from a registry.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Every workspace's package.json and the lock, alone: the install layer below is rebuilt only

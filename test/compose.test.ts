@@ -104,7 +104,25 @@ describe('docker-compose.yml', () => {
   it('publishes one port for users: the balancer, on PORT (default 8080) as npm run cluster', () => {
     const published = Object.entries(services).filter(([, s]) => !s.profiles && s.ports?.length);
     expect(published.map(([name]) => name)).toEqual(['nginx']);
-    expect(service('nginx').ports).toEqual(['${PORT:-8080}:8080']);
+    // On every host address unless PUBLISH_HOST says one (the compose test: 127.0.0.1).
+    expect(service('nginx').ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${PORT:-8080}:8080']);
+    expect(service('haproxy').ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${HAPROXY_PORT:-8081}:8080']);
+  });
+
+  it('takes the official images by default, each replaceable by a variable (npm run images:local)', () => {
+    expect(service('redis').image).toBe('${REDIS_IMAGE:-redis:7.4-alpine}');
+    expect(service('nginx').image).toBe('${NGINX_IMAGE:-nginx:1.28-alpine}');
+    expect(service('haproxy').image).toBe('${HAPROXY_IMAGE:-haproxy:2.8-alpine}');
+    expect(service('gateway').build).toEqual({ context: '.', args: { NODE_IMAGE: '${NODE_IMAGE:-node:24-bookworm-slim}' } });
+    // The Dockerfile's own default is the same official image.
+    expect(read('Dockerfile')).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    // Valid for docker-compose 1.29 too: no top-level name (the project name is in .env).
+    expect(Object.keys(compose)).not.toContain('name');
+    expect(read('.env').split('\n')).toContain('COMPOSE_PROJECT_NAME=streamcast');
+    // The variables images:local writes are the ones the compose file reads.
+    const written = [...read('scripts/images-local.sh').matchAll(/^([A-Z_]+)=\$\1$/gm)].map((m) => m[1]).sort();
+    expect(written).toEqual(['HAPROXY_IMAGE', 'NGINX_IMAGE', 'NODE_IMAGE', 'REDIS_IMAGE']);
+    expect(read('.gitignore').split('\n')).toContain('/.env.images');
   });
 
   it('runs Redis with persistence, a health check and a restart policy', () => {
@@ -149,7 +167,7 @@ describe('docker-compose.yml', () => {
       const s = service(name);
       expect(s.command).toEqual([...clusterCommands[name]]);
       expect(s.image).toBe('streamcast:local');
-      expect(s.build).toBe('.');
+      expect(s.build).toEqual(service('gateway').build);
       expect(s.restart).toBe('unless-stopped');
       // The compiled script's source (dist/ exists after npm run build only).
       expect(existsSync(join(ROOT, clusterCommands[name][1].replace('/dist/', '/src/').replace(/\.js$/, '.ts')))).toBe(true);
@@ -171,7 +189,7 @@ describe('docker-compose.yml', () => {
   it('renders the shared nginx template with re-resolved gateway replicas', () => {
     const nginx = service('nginx');
     // `resolve` in an upstream needs nginx >= 1.27.3.
-    expect(nginx.image).toBe('nginx:1.28-alpine');
+    expect(nginx.image).toBe('${NGINX_IMAGE:-nginx:1.28-alpine}');
     expect(nginx.volumes).toContain('./infra/nginx/nginx.conf.template:/etc/nginx/templates/nginx.conf.template:ro');
     const env = nginx.environment ?? {};
     expect(env.NGINX_ENVSUBST_OUTPUT_DIR).toBe('/etc/nginx');
@@ -240,7 +258,7 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
   it("reads npm run cluster's variables, with the same defaults", () => {
     const used = [...new Set([...overrideText.replace(/^\s*#.*$/gm, '').matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]))].sort();
     // TLS itself is switched on by using this file.
-    expect(used).toEqual(CLUSTER_TLS_VARIABLES.filter((v) => v !== 'TLS').sort());
+    expect(used).toEqual([...CLUSTER_TLS_VARIABLES.filter((v) => v !== 'TLS'), 'PUBLISH_HOST'].sort());
     const defaults = clusterEnv({ TLS: '1' }).tls;
     expect(overrideText).toContain(`\${TLS_PORT:-${defaults?.port}}`);
     expect(overrideText).toContain(`\${HSTS_MAX_AGE:-${defaults?.hstsMaxAge}}`);
@@ -258,14 +276,14 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
   });
 
   it('serves HTTPS with HTTP/2 on 8443 from the mounted pair, and redirects plain HTTP to the published port', () => {
-    expect(merged.ports).toEqual(['${PORT:-8080}:8080', '${TLS_PORT:-8443}:8443']);
+    expect(merged.ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${PORT:-8080}:8080', '${PUBLISH_HOST:-0.0.0.0}:${TLS_PORT:-8443}:8443']);
     const mounts = tlsNginx.volumes ?? [];
     // Long syntax: a missing file is an error, not a directory Docker makes in its place.
     expect(mounts.map((m) => m.type)).toEqual(['bind', 'bind']);
     expect(mounts.every((m) => m.read_only)).toBe(true);
     const [cert, key] = mounts;
     // nginx:1.28: the `http2` directive, as npm run cluster chooses for that version.
-    const version = /^nginx:(\d+\.\d+)/.exec(merged.image as string)?.[1] as string;
+    const version = /nginx:(\d+\.\d+)/.exec(merged.image as string)?.[1] as string;
     expect(http2StyleFor(version)).toBe('directive');
     expect(env.STREAMCAST_TLS).toBe(
       nginxTlsDirectives({ listen: '8443', certFile: cert?.target as string, keyFile: key?.target as string, http2: 'directive' }, ' '),

@@ -148,7 +148,15 @@ async function localRedisImage(): Promise<{ image: string } | { none: string }> 
       sleep(5000).then(() => Promise.reject(new Error('the Docker engine did not answer in 5 s'))),
     ]);
     for (const image of redisImageCandidates()) {
-      if (await client.image.exists(ImageName.fromString(image))) return { image };
+      if (!(await client.image.exists(ImageName.fromString(image)))) continue;
+      // testcontainers' reaper (Ryuk) is an image too: without it locally, starting one would
+      // pull. The container is then removed by stop() (and by Docker when it stops).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { REAPER_IMAGE } = require('testcontainers/build/reaper/reaper') as { REAPER_IMAGE: string };
+      if (process.env.TESTCONTAINERS_RYUK_DISABLED === undefined && !(await client.image.exists(ImageName.fromString(REAPER_IMAGE)))) {
+        process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+      }
+      return { image };
     }
     return { none: `no Redis image present locally (${redisImageCandidates().join(', ')})` };
   } catch (error) {
@@ -173,6 +181,7 @@ export async function provideRedis(): Promise<TestRedis> {
       const { GenericContainer, Wait } = loadTestcontainers();
       const container = await new GenericContainer(found.image)
         .withPullPolicy({ shouldPull: () => false }) // present locally; never pull
+        .withAutoRemove(true)
         .withExposedPorts(6379)
         .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
         .withStartupTimeout(30_000)
