@@ -12,3 +12,4 @@ export * from './sentinel-cluster';
 export * from './tokens';
 export * from './files';
 export * from './chromium';
+export * from './redis-cluster';
