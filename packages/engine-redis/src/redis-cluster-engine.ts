@@ -13,7 +13,7 @@ import {
 import type { StreamId } from '@streamcast/protocol';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import { topicKeys, topicOfChannel } from './keys';
+import { topicKeys } from './keys';
 import { parseLive, redisClientOptions, toStored } from './redis-engine';
 
 /** A publish whose script would touch keys (or a channel) of two Cluster slots. */
@@ -182,7 +182,7 @@ export class RedisClusterEngine implements Engine {
     });
     this.scripts = this.client as unknown as Scripts;
     this.probeOptions = options.probe ?? { intervalMs: 1000, timeoutMs: 3000 };
-    this.liveChannelOf = options.liveChannelOf ?? ((topic) => topicKeys(this.prefix, topic).live);
+    this.liveChannelOf = options.liveChannelOf ?? ((topic) => clusterChannel(this.prefix, topic));
     this.warn = options.onWarning ?? (() => {});
   }
 
@@ -249,7 +249,7 @@ export class RedisClusterEngine implements Engine {
 
   async listen(topic: string): Promise<void> {
     if (!this.started) throw new Error('engine not started');
-    const channel = topicKeys(this.prefix, topic).live;
+    const channel = clusterChannel(this.prefix, topic);
     const entry: Listened = { channel, slot: calculateSlot(channel), bound: null };
     this.listened.set(topic, entry);
     try {
@@ -323,7 +323,7 @@ export class RedisClusterEngine implements Engine {
       }
       return;
     }
-    const topic = topicOfChannel(this.prefix, channel);
+    const topic = topicOfClusterChannel(this.prefix, channel);
     if (topic === undefined) return;
     const entry = this.listened.get(topic);
     if (!entry) return;
@@ -538,6 +538,23 @@ export class RedisClusterEngine implements Engine {
     probe.bound = null;
     probe.okAt = Date.now();
   }
+}
+
+/**
+ * A topic's shard channel on Redis Cluster: the name of its metadata key (channels and keys are
+ * separate namespaces). The publish script names it among its KEYS, as sharded pub/sub asks, and
+ * since that key exists for every published topic, a script on a slot being migrated finds all
+ * its keys on one side (ASK to the importing node once they moved) instead of being refused with
+ * TRYAGAIN for a "missing" channel key until the migration ends.
+ */
+export function clusterChannel(prefix: string, topic: string): string {
+  return topicKeys(prefix, topic).meta;
+}
+
+function topicOfClusterChannel(prefix: string, channel: string): string | undefined {
+  const head = `${prefix}:{`;
+  if (!channel.startsWith(head) || !channel.endsWith('}:meta')) return undefined;
+  return channel.slice(head.length, -'}:meta'.length);
 }
 
 /** The shard channels a subscriber connection has confirmed (ioredis's own bookkeeping). */

@@ -194,9 +194,15 @@ export class TestRedisCluster {
   /**
    * Moves one slot by hand, as the Redis Cluster specification describes: SETSLOT IMPORTING on
    * the target, MIGRATING on the source, MIGRATE every key, then SETSLOT NODE on both and the rest.
-   * `pauseMs` waits between the key moves (publishes go on meanwhile, with ASK / TRYAGAIN).
+   * `pauseMs` waits between the key moves (publishes go on meanwhile, with ASK / TRYAGAIN);
+   * `whileImporting` runs once every key is on the target, before the slot is handed over.
    */
-  async migrateSlot(slot: number, toPort: number, pauseMs = 0): Promise<void> {
+  async migrateSlot(
+    slot: number,
+    toPort: number,
+    pauseMs = 0,
+    whileImporting?: () => Promise<void>,
+  ): Promise<void> {
     const nodes = await this.clusterNodes();
     const fromPort = await this.masterOfSlot(slot);
     if (fromPort === toPort) return;
@@ -213,6 +219,7 @@ export class TestRedisCluster {
         await source.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, 'KEYS', ...keys);
         if (pauseMs > 0) await sleep(pauseMs);
       }
+      if (whileImporting) await whileImporting();
       await target.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
       await source.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
       for (const n of nodes) {

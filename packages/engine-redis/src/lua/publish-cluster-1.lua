@@ -6,7 +6,8 @@
 
   KEYS[1]  history stream            sse:{<topic>}:log
   KEYS[2]  topic metadata (hash)     sse:{<topic>}:meta   fields: epoch, last
-  KEYS[3]  live shard channel        sse:{<topic>}:live
+  KEYS[3]  live shard channel        sse:{<topic>}:meta (the metadata key's name: see
+                                     clusterChannel in redis-cluster-engine.ts)
   ARGV[1]  epoch to use if the topic has none yet
   ARGV[2]  unused (kept so the ARGV numbering matches publish-3.lua)
   ARGV[3]  event type
