@@ -1,4 +1,9 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CrossSlotError, RedisClusterEngine, redisClusterOptions, topicKeys } from '@streamcast/engine-redis';
+import { RedisUploadStore } from '@streamcast/uploads';
 import { Hub } from '@streamcast/hub';
 import { createPublisher, type Publisher } from '@streamcast/publisher';
 import {
@@ -393,5 +398,103 @@ describe('cluster engine in process', () => {
     sink.close();
     expect(client.listenerCount('smessage')).toBe(listenersBefore);
     expect(await subscriberConnections()).toBe(connectionsBefore);
+  });
+});
+
+describe('everything else that touches Redis, on the cluster', () => {
+  const prefix = testPrefix();
+  const uploadDir = mkdtempSync(join(tmpdir(), 'streamcast-cluster-uploads-'));
+  let gateways: GatewayProcess[] = [];
+  const streams: SseClient[] = [];
+  let worker: ReturnType<typeof spawn> | undefined;
+  let workerOutput = '';
+
+  beforeAll(async () => {
+    const env = {
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PREFIX: prefix,
+      UPLOAD_DIR: uploadDir,
+      PUBLIC_TOPICS: 'open/*',
+      TRUST_PROXY: 'loopback',
+      CLUSTER_MAX_STREAMS_PER_IP: '3',
+      STREAM_COUNT_TTL_S: '3',
+    };
+    gateways = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
+    // `npm run upload-worker`, on the cluster (BullMQ's queue keys share one hash tag).
+    worker = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'apps/upload-worker/src/main.ts'], {
+      cwd: join(__dirname, '..'),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    worker.stdout?.on('data', (c: Buffer) => (workerOutput += c.toString()));
+    worker.stderr?.on('data', (c: Buffer) => (workerOutput += c.toString()));
+    await waitFor(
+      () => {
+        if (worker?.exitCode !== null) throw new Error(`upload worker exited:\n${workerOutput}`);
+        return workerOutput.includes('upload worker ready');
+      },
+      () => `the upload worker to start:\n${workerOutput}`,
+      60_000,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const s of streams) s.close();
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((resolve) => worker?.once('exit', resolve));
+      worker.kill('SIGKILL');
+      await exited;
+    }
+    await Promise.all(gateways.map((g) => g.stop()));
+    rmSync(uploadDir, { recursive: true, force: true });
+  });
+
+  it('counts a client\'s streams on every gateway (CLUSTER_MAX_STREAMS_PER_IP)', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.77' };
+    const [a, b] = gateways as [GatewayProcess, GatewayProcess];
+    for (const [g, n] of [[a, 1], [a, 2], [b, 3]] as const) {
+      const sse = await SseClient.open(`${g.url}/events?topic=open/${n}`, ip);
+      streams.push(sse);
+      expect(sse.status).toBe(200);
+    }
+    for (const g of [a, b]) {
+      const over = await SseClient.open(`${g.url}/events?topic=open/4`, ip);
+      streams.push(over);
+      expect(over.status).toBe(429);
+      await waitFor(() => over.ended, 'the refusal to end');
+      expect(over.raw).toContain('TOO_MANY_STREAMS');
+    }
+  });
+
+  it('takes an upload on one gateway, processes it on BullMQ, and streams its progress from the other', async () => {
+    const [a, b] = gateways as [GatewayProcess, GatewayProcess];
+    const fileId = `cluster-${Date.now()}`;
+    const progress = await SseClient.open(`${b.url}/api/upload-progress/${fileId}`);
+    streams.push(progress);
+    expect(progress.status).toBe(200);
+    const form = new FormData();
+    form.append('fileId', fileId);
+    form.append('file', new Blob(['one two\nthree\n'], { type: 'text/plain' }), 'notes.txt');
+    const res = await fetch(`${a.url}/api/upload`, { method: 'POST', body: form });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { fileId: string }).fileId).toBe(fileId);
+    const [complete] = await progress.waitForEvents(1, 20_000, 'complete');
+    expect(JSON.parse(complete?.data ?? '{}')).toMatchObject({ filename: 'notes.txt', lines: 2, words: 3 });
+  });
+
+  it('reserves upload ids on the cluster: one holder at a time, released only by it', async () => {
+    const client = new Cluster(cluster.startupNodes, redisClusterOptions());
+    try {
+      await waitFor(() => client.status === 'ready', 'the cluster client');
+      const store = new RedisUploadStore(client, prefix, 60);
+      expect(await store.reserve('held', 'job-1', 60)).toBe(true);
+      expect(await store.reserve('held', 'job-2', 60)).toBe(false);
+      await store.release('held', 'job-2');
+      expect(await store.reserve('held', 'job-3', 60)).toBe(false);
+      await store.release('held', 'job-1');
+      expect(await store.reserve('held', 'job-3', 60)).toBe(true);
+    } finally {
+      client.disconnect();
+    }
   });
 });
