@@ -482,6 +482,29 @@ describe('everything else that touches Redis, on the cluster', () => {
     expect(JSON.parse(complete?.data ?? '{}')).toMatchObject({ filename: 'notes.txt', lines: 2, words: 3 });
   });
 
+  it('publishes with streamcast-publish straight into the cluster (REDIS_CLUSTER_NODES)', async () => {
+    const [a] = gateways as [GatewayProcess];
+    const sse = await SseClient.open(`${a.url}/events?topic=open/cli`);
+    streams.push(sse);
+    const cli = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', 'apps/cli/bin/streamcast-publish.js', 'open/cli', 'note', '{"via":"cluster"}'],
+      {
+        cwd: join(__dirname, '..'),
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PREFIX: prefix },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    cli.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    cli.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise((resolve) => cli.once('exit', resolve));
+    expect({ code, out }).toMatchObject({ code: 0 });
+    const [event] = await sse.waitForEvents(1, 10_000, 'note');
+    expect(JSON.parse(event?.data ?? '')).toEqual({ via: 'cluster' });
+    expect(event?.id).toBe(out.trim());
+  });
+
   it('reserves upload ids on the cluster: one holder at a time, released only by it', async () => {
     const client = new Cluster(cluster.startupNodes, redisClusterOptions());
     try {
