@@ -5,6 +5,7 @@
  * environment (benchmarks/README.md); progress goes to stderr, the tables to stdout. The exit
  * code is 1 when streamcast failed a check (events lost or duplicated, clients not resumed).
  */
+import { clusterBenchOk, formatClusterBench, runClusterBench } from './cluster.bench';
 import { fanoutOk, formatFanout, runFanout } from './fanout.bench';
 import { formatIdle, runIdleAll } from './idle.bench';
 import { withContext } from './lib/context';
@@ -46,6 +47,11 @@ void withContext(async (ctx) => {
     const rows = await runStorm(ctx);
     process.stdout.write(`\n${formatStorm(ctx, rows)}\n`);
     ok = rows.filter(ours).every(stormOk) && ok;
+  }
+  if (only.has('cluster')) {
+    const result = await runClusterBench(ctx);
+    process.stdout.write(`\n${formatClusterBench(ctx, result)}\n`);
+    ok = clusterBenchOk(result) && ok;
   }
   return ok;
 });

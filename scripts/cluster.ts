@@ -341,6 +341,11 @@ export interface ClusterOptions {
   gatewayPorts?: number[];
   /** Use this Redis instead of starting a redis-server. */
   redisUrl?: string;
+  /**
+   * Start a Redis Cluster instead of one redis-server: 6 nodes (3 masters, 3 replicas,
+   * `redis-cli --cluster create`), and the processes get REDIS_CLUSTER_NODES. @default false
+   */
+  redisCluster?: boolean;
   /** The environment every process starts from. @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Added to the gateways' environment (RETRY_MS, DRAIN_S, …). */
@@ -383,7 +388,10 @@ export interface Cluster {
   readonly port: number;
   /** With TLS: the HTTPS port, and the certificate and key nginx serves. */
   readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Redis (with a Redis Cluster: one of its nodes). */
   readonly redisUrl: string;
+  /** With `redisCluster`: the REDIS_CLUSTER_NODES every process got. */
+  readonly redisClusterNodes: string | undefined;
   /** Temporary directory: nginx's prefix and rendered config, Redis's data. */
   readonly dir: string;
   readonly gateways: readonly ClusterGateway[];
@@ -494,13 +502,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await Promise.all(publishers.map((c) => c.stop('SIGTERM')));
     await Promise.all(gateways.map((g) => g.child?.stop('SIGINT')));
     await redis?.stop('SIGTERM');
+    await Promise.all(children.filter((c) => c.name.startsWith('redis-')).map((c) => c.stop('SIGTERM')));
     await Promise.all(children.map((c) => c.stop('SIGKILL')));
     rmSync(dir, { recursive: true, force: true });
   };
 
   try {
     let redisUrl = options.redisUrl;
-    if (!redisUrl) {
+    let redisClusterNodes: string | undefined;
+    if (!redisUrl && options.redisCluster) {
+      redisClusterNodes = await startRedisCluster(dir, spawnChild, baseEnv, readyTimeoutMs);
+      redisUrl = `redis://${redisClusterNodes.split(',')[0]}`;
+    } else if (!redisUrl) {
       const redisPort = await freePort();
       const data = join(dir, 'redis');
       mkdirSync(data);
@@ -527,7 +540,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     for (const name of CLUSTER_TLS_VARIABLES) delete env[name];
     const shared: NodeJS.ProcessEnv = {
       ...env,
-      REDIS_URL: url,
+      ...(redisClusterNodes ? { REDIS_CLUSTER_NODES: redisClusterNodes } : { REDIS_URL: url }),
       // Gateways receive uploads, the worker processes them: one directory for both.
       UPLOAD_DIR: env.UPLOAD_DIR || join(dir, 'uploads'),
     };
@@ -629,6 +642,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       port,
       tls: tls && { port: tls.port, certFile: tls.certFile, keyFile: tls.keyFile },
       redisUrl: url,
+      redisClusterNodes,
       dir,
       gateways: gateways.map((g) => ({
         name: g.name,
@@ -683,6 +697,50 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
 }
 
+/**
+ * Six `redis-server --cluster-enabled yes` (AOF on, each its own process group like the single
+ * Redis), joined by `redis-cli --cluster create … --cluster-replicas 1`; resolves to their
+ * `host:port` list once every node says cluster_state:ok.
+ */
+async function startRedisCluster(
+  dir: string,
+  spawnChild: (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, detached?: boolean) => Child,
+  baseEnv: NodeJS.ProcessEnv,
+  readyTimeoutMs: number,
+): Promise<string> {
+  const ports: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const port = await freePort();
+    const data = join(dir, `redis-${i + 1}`);
+    mkdirSync(data);
+    const child = spawnChild(
+      `redis-${i + 1}`,
+      redisServerPath(),
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--appendonly', 'yes',
+        '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning',
+        '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+      { PATH: baseEnv.PATH ?? '' },
+      true,
+    );
+    await waitUntil(() => canConnect(port), `redis-server on port ${port}`, readyTimeoutMs, () => child.output());
+    ports.push(port);
+  }
+  const nodes = ports.map((p) => `127.0.0.1:${p}`);
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], {
+    encoding: 'utf8',
+  });
+  if (created.status !== 0) throw new Error(`cluster: redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`);
+  await waitUntil(
+    () =>
+      ports.every((p) =>
+        /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout),
+      ),
+    'the Redis Cluster (cluster_state:ok on every node)',
+    readyTimeoutMs,
+  );
+  return nodes.join(',');
+}
+
 /** nginx worker processes of `master`, from /proc; `exiting` once an old one is shutting down. */
 function nginxWorkers(master: number): Array<{ pid: number; exiting: boolean }> {
   const workers: Array<{ pid: number; exiting: boolean }> = [];
@@ -706,6 +764,8 @@ function nginxWorkers(master: number): Array<{ pid: number; exiting: boolean }> 
 export interface ClusterSettings {
   port: number;
   gateways: number;
+  /** REDIS_CLUSTER=1: a 6-node Redis Cluster instead of one redis-server. */
+  redisCluster?: boolean;
   tls?: ClusterTlsOptions;
 }
 
@@ -724,6 +784,11 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): ClusterSetting
     return value;
   };
   const settings: ClusterSettings = { port: int('PORT', 1, 65535 - 64, 8080), gateways: int('GATEWAYS', 1, 64, 3) };
+  const redisCluster = env.REDIS_CLUSTER ?? '';
+  if (!['', '0', '1'].includes(redisCluster)) {
+    throw new Error(`config: REDIS_CLUSTER must be 0 or 1 (got ${JSON.stringify(redisCluster)})`);
+  }
+  if (redisCluster === '1') settings.redisCluster = true;
   const certFile = env.TLS_CERT_FILE || undefined;
   const keyFile = env.TLS_KEY_FILE || undefined;
   if (!certFile !== !keyFile) {
@@ -771,6 +836,7 @@ async function main(): Promise<void> {
       print(name, `exited with ${code} (not restarted)`);
       // Without the balancer or Redis there is no cluster; a gateway may die (that is failover).
       if (name === 'nginx' || name === 'redis') stop(1);
+      if (name.startsWith('redis-')) print(name, 'a Redis Cluster node is down: its replica takes over after cluster-node-timeout');
     },
   });
   const worker = hasUploadWorker() ? ', upload worker' : ' (no upload worker yet: apps/upload-worker/src/main.ts is missing)';
@@ -785,7 +851,9 @@ async function main(): Promise<void> {
         ? [`  https      HTTP/2, certificate ${tls.certFile}; ${cluster.httpUrl} redirects to ${cluster.url}`]
         : []),
       `  gateways   ${cluster.gateways.map((g) => `${g.name} ${g.url}`).join(', ')}`,
-      `  redis      ${cluster.redisUrl}`,
+      cluster.redisClusterNodes
+        ? `  redis      cluster ${cluster.redisClusterNodes} (3 masters, 3 replicas)`
+        : `  redis      ${cluster.redisUrl}`,
       `  producers  npm run producer -- all${worker}`,
       // A self-signed certificate is its own authority.
       `  try        curl -N ${tls && !settings.tls?.certFile ? `--cacert ${tls.certFile} ` : ''}${cluster.url}/api/stocks/AAPL`,

@@ -1,9 +1,15 @@
 import { MemoryEngine, type Engine, type RetentionOptions } from '@streamcast/engine';
-import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import {
+  RedisClusterEngine,
+  RedisEngine,
+  redisClientOptions,
+  redisClusterOptions,
+} from '@streamcast/engine-redis';
 import { Hub } from '@streamcast/hub';
 import { parseCursor } from '@streamcast/protocol';
 import {
   MemorySink,
+  TestRedisCluster,
   collidingTopics,
   expectExactlyAfterResets,
   legacyCursor,
@@ -14,7 +20,7 @@ import {
   waitFor,
   withEpoch,
 } from '@streamcast/testing';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 
 /**
  * The delivery guarantees of API.md, checked the same way against every engine: the hub gives
@@ -22,22 +28,43 @@ import Redis from 'ioredis';
  */
 interface EngineKind {
   name: string;
-  make(retention: RetentionOptions): { engine: Engine; close(): Promise<void> };
+  make(retention: RetentionOptions): Promise<{ engine: Engine; close(): Promise<void> }>;
 }
+
+/** One real Redis Cluster (3 masters, 3 replicas) for the cluster engine, started on first use. */
+let redisCluster: Promise<TestRedisCluster> | undefined;
+afterAll(async () => {
+  if (redisCluster) await (await redisCluster).stop();
+}, 30_000);
 
 const kinds: EngineKind[] = [
   {
     name: 'memory',
-    make: (retention) => {
+    make: async (retention) => {
       const engine = new MemoryEngine(retention);
       return { engine, close: () => engine.close() };
     },
   },
   {
     name: 'redis',
-    make: (retention) => {
+    make: async (retention) => {
       const client = new Redis(testRedisUrl(), redisClientOptions());
       const engine = new RedisEngine({ client, keyPrefix: testPrefix(), retention });
+      return {
+        engine,
+        close: async () => {
+          await engine.close();
+          client.disconnect();
+        },
+      };
+    },
+  },
+  {
+    name: 'redis-cluster',
+    make: async (retention) => {
+      const cluster = await (redisCluster ??= TestRedisCluster.start());
+      const client = new Cluster(cluster.startupNodes, redisClusterOptions());
+      const engine = new RedisClusterEngine({ client, keyPrefix: testPrefix(), retention });
       return {
         engine,
         close: async () => {
@@ -56,7 +83,7 @@ describe.each(kinds)('$name engine', (kind) => {
   const sinks: MemorySink[] = [];
 
   async function setUp(retention: RetentionOptions = { maxLen: 1000, maxAgeS: 86400 }) {
-    const made = kind.make(retention);
+    const made = await kind.make(retention);
     engine = made.engine;
     closeEngine = made.close;
     hub = new Hub(engine, { heartbeatMs: 60_000, maxQueueBytes: 256 * 1024, pageSize: 50 });
@@ -377,7 +404,9 @@ describe.each(kinds)('$name engine', (kind) => {
       sinks.length = 0;
     }
     await waitFor(() => hub.connectionCount === 0 && hub.channelCount === 0, 'hub to be empty');
-    if (engine instanceof RedisEngine) expect(engine.listenedCount).toBe(0);
+    if (engine instanceof RedisEngine || engine instanceof RedisClusterEngine) {
+      expect(engine.listenedCount).toBe(0);
+    }
   });
 
   it('cuts off a consumer that stops reading, and leaves the others alone', async () => {

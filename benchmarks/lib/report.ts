@@ -30,6 +30,8 @@ export function header(ctx: BenchContext): string {
     `BENCH_STORM_RATE=${p.stormRate}`,
     `BENCH_STORM_SERVERS=${p.stormServers}`,
     `BENCH_STORM_RETRY_MS=${p.stormRetryMs}`,
+    `BENCH_CLUSTER_SECONDS=${p.clusterSeconds}`,
+    `BENCH_CLUSTER_TOPICS=${p.clusterTopics}`,
   ];
   return [
     `streamcast benchmarks, ${when} UTC`,

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError, engineEnv, parseEnv } from '@streamcast/config';
+import { redisConnection } from '@streamcast/engine-redis';
 import { assertTopic, describe, normalizeEventName } from '@streamcast/protocol';
 import { createPublisher, PublishError, type Publisher } from '@streamcast/publisher';
 import { z } from 'zod';
@@ -57,8 +58,9 @@ Options:
   --timeout <s>     give up on a publish after this many seconds (default 5)
   -h, --help        show this help
 
-Target: --redis if given, else --url if given, else REDIS_URL if set, else GATEWAY_URL, else
-${DEFAULT_GATEWAY}. Straight into Redis, HISTORY_MAX_LEN and HISTORY_MAX_AGE_S are honoured
+Target: --redis if given, else --url if given, else REDIS_CLUSTER_NODES if set (a Redis
+Cluster's seed nodes host:port,…; REDIS_URL then gives only credentials and TLS), else
+REDIS_URL if set, else GATEWAY_URL, else ${DEFAULT_GATEWAY}. Straight into Redis, HISTORY_MAX_LEN and HISTORY_MAX_AGE_S are honoured
 as by the gateways; set them alike.
 
 Exit codes:
@@ -81,6 +83,7 @@ From the repository root: npm run -s publish-event -- news headline '{"title":"h
 
 const envSchema = z.object({
   REDIS_URL: engineEnv.REDIS_URL,
+  REDIS_CLUSTER_NODES: engineEnv.REDIS_CLUSTER_NODES,
   REDIS_PREFIX: engineEnv.REDIS_PREFIX,
   HISTORY_MAX_LEN: engineEnv.HISTORY_MAX_LEN,
   HISTORY_MAX_AGE_S: engineEnv.HISTORY_MAX_AGE_S,
@@ -93,7 +96,14 @@ const REDIS_URL_RE = /^rediss?:\/\/[^\s]+$/;
 const PREFIX_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
 type Target =
-  | { kind: 'redis'; url: string; prefix: string; retention: { maxLen: number; maxAgeS: number } }
+  | {
+      kind: 'redis';
+      url: string;
+      /** A Redis Cluster's seed nodes (REDIS_CLUSTER_NODES); `url` then gives credentials only. */
+      cluster?: Array<{ host: string; port: number }>;
+      prefix: string;
+      retention: { maxLen: number; maxAgeS: number };
+    }
   | { kind: 'http'; url: string; token: string | undefined };
 
 interface Draft {
@@ -214,7 +224,8 @@ function chooseTarget(
   if (values.url !== undefined && values.redis !== undefined) {
     throw new UsageError('give --url or --redis, not both');
   }
-  const redisUrl = values.redis ?? (values.url === undefined ? env.REDIS_URL : undefined);
+  const cluster = values.redis === undefined && values.url === undefined ? env.REDIS_CLUSTER_NODES : undefined;
+  const redisUrl = values.redis ?? (values.url === undefined ? (env.REDIS_URL ?? (cluster ? '' : undefined)) : undefined);
   if (redisUrl !== undefined) {
     if (values.redis !== undefined && !REDIS_URL_RE.test(values.redis)) {
       throw new UsageError(
@@ -231,6 +242,7 @@ function chooseTarget(
     return {
       kind: 'redis',
       url: redisUrl,
+      ...(cluster ? { cluster } : {}),
       prefix: values.prefix ?? env.REDIS_PREFIX,
       retention: { maxLen: env.HISTORY_MAX_LEN, maxAgeS: env.HISTORY_MAX_AGE_S },
     };
@@ -260,7 +272,8 @@ async function openPublisher(target: Target, timeoutMs: number): Promise<Publish
   if (target.kind === 'http') {
     return createPublisher({ gatewayUrl: target.url, token: target.token, timeoutMs });
   }
-  const shown = redactUrl(target.url);
+  const cluster = target.cluster;
+  const shown = cluster ? `cluster ${cluster.map((n) => `${n.host}:${n.port}`).join(',')}` : redactUrl(target.url);
   let timer: NodeJS.Timeout | undefined;
   // ioredis keeps retrying an unreachable server; give up after the same bound as a publish.
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -273,7 +286,14 @@ async function openPublisher(target: Target, timeoutMs: number): Promise<Publish
   try {
     return await Promise.race([
       createPublisher({
-        redisUrl: target.url,
+        ...(cluster
+          ? {
+              redisOptions: redisConnection({
+                REDIS_CLUSTER_NODES: cluster,
+                REDIS_URL: target.url || undefined,
+              }),
+            }
+          : { redisUrl: target.url }),
         keyPrefix: target.prefix,
         retention: target.retention,
         timeoutMs,
@@ -282,7 +302,8 @@ async function openPublisher(target: Target, timeoutMs: number): Promise<Publish
     ]);
   } catch (err) {
     if (err instanceof PublishError) {
-      throw new PublishError(err.message.split(target.url).join(shown), err.code, err.status);
+      const message = target.url ? err.message.split(target.url).join(shown) : err.message;
+      throw new PublishError(message, err.code, err.status);
     }
     throw err;
   } finally {

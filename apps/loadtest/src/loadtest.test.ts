@@ -92,7 +92,7 @@ describe('streamcast-loadtest', () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(0);
     for (const option of [
-      '--url', '--path', '--publish-url', '--redis', '--prefix', '--metrics-url', '--token',
+      '--url', '--path', '--publish-url', '--redis', '--redis-cluster', '--prefix', '--metrics-url', '--token',
       '--target', '--connections', '--topics', '--topic-prefix', '--rate', '--duration',
       '--events', '--ramp', '--payload', '--concurrency', '--processes', '--no-reconnect',
       '--drain-timeout', '--connect-timeout', '--out', '--json', '--quiet', '--help',

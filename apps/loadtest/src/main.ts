@@ -60,7 +60,9 @@ Targets:
                            refuses /publish, so give a gateway here when --url is one)
   --redis <url>            publish straight into this Redis (the engine the gateways share)
                            instead of POST /publish
-  --prefix <prefix>        with --redis: the gateways' REDIS_PREFIX (default sse)
+  --redis-cluster <nodes>  publish straight into this Redis Cluster instead (seed nodes
+                           host:port,…, as the gateways' REDIS_CLUSTER_NODES)
+  --prefix <prefix>        with --redis or --redis-cluster: the gateways' REDIS_PREFIX (default sse)
   --metrics-url <url>      scrape GET /metrics here before and after (repeatable; default:
                            every --url)
   --token <jwt>            bearer token for subscribing and publishing (env STREAMCAST_TOKEN)
@@ -160,6 +162,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         path: { type: 'string' },
         'publish-url': { type: 'string' },
         redis: { type: 'string' },
+        'redis-cluster': { type: 'string' },
         prefix: { type: 'string' },
         'metrics-url': { type: 'string', multiple: true },
         token: { type: 'string' },
@@ -215,6 +218,20 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     }
     if (v['publish-url'] !== undefined) throw new UsageError('give --redis or --publish-url, not both');
   }
+  let redisClusterNodes: Array<{ host: string; port: number }> | undefined;
+  if (v['redis-cluster'] !== undefined) {
+    if (v.redis !== undefined || v['publish-url'] !== undefined) {
+      throw new UsageError('give one of --redis-cluster, --redis, --publish-url');
+    }
+    redisClusterNodes = v['redis-cluster'].split(',').map((item) => {
+      const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        throw new UsageError(`--redis-cluster must be a comma list of host:port (got ${JSON.stringify(v['redis-cluster'])})`);
+      }
+      return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
+    });
+  }
   const prefix = v.prefix ?? env.REDIS_PREFIX ?? 'sse';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
     throw new UsageError(`--prefix must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(prefix)})`);
@@ -240,6 +257,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     path,
     ...(v['publish-url'] !== undefined ? { publishUrl: httpUrl('--publish-url', v['publish-url']) } : {}),
     ...(redisUrl ? { redisUrl } : {}),
+    ...(redisClusterNodes ? { redisClusterNodes } : {}),
     redisPrefix: prefix,
     ...(v['metrics-url'] ? { metricsUrls: v['metrics-url'].map((u) => httpUrl('--metrics-url', u)) } : {}),
     connections,
@@ -272,6 +290,7 @@ function hostsOf(o: LoadTestOptions): Array<[string, string]> {
   const out: Array<[string, string]> = o.urls.map((u) => ['--url', u.hostname]);
   if (o.publishUrl) out.push(['--publish-url', o.publishUrl.hostname]);
   if (o.redisUrl) out.push(['--redis', new URL(o.redisUrl).hostname]);
+  for (const node of o.redisClusterNodes ?? []) out.push(['--redis-cluster', node.host]);
   for (const u of o.metricsUrls ?? []) out.push(['--metrics-url', u.hostname]);
   return out;
 }

@@ -1,5 +1,6 @@
 import { Agent, request } from 'node:http';
 import { createPublisher } from '@streamcast/publisher';
+import type { RedisClusterConnection } from '@streamcast/engine-redis';
 import Redis from 'ioredis';
 
 /** Wall-clock time in epoch ms with sub-ms precision, comparable across processes. */
@@ -82,13 +83,21 @@ export function nchanTarget(baseUrl: string, topics: readonly string[], sockets:
 
 /** Straight into the engine: the Redis that the gateways share (as producers publish). */
 export async function engineTarget(
-  redisUrl: string,
+  redis: string | RedisClusterConnection,
   keyPrefix: string,
   topics: readonly string[],
 ): Promise<PublishTarget> {
-  const publisher = await createPublisher({ redisUrl, keyPrefix, validate: false });
+  const publisher = await createPublisher({
+    ...(typeof redis === 'string' ? { redisUrl: redis } : { redisOptions: redis }),
+    keyPrefix,
+    validate: false,
+  });
+  const where =
+    typeof redis === 'string'
+      ? `Redis ${new URL(redis).host}`
+      : `Redis Cluster ${redis.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   return {
-    name: `engine (Redis ${new URL(redisUrl).host}, prefix ${keyPrefix})`,
+    name: `engine (${where}, prefix ${keyPrefix})`,
     publish: async (topic, data) => {
       await publisher.publish(topics[topic] as string, 'message', JSON.parse(data));
     },

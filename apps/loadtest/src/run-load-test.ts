@@ -28,6 +28,8 @@ export interface LoadTestOptions {
   publishUrl?: URL;
   /** Publish straight into the engine (the Redis the gateways share) instead. */
   redisUrl?: string;
+  /** Or into this Redis Cluster (seed nodes, as the gateways' REDIS_CLUSTER_NODES). */
+  redisClusterNodes?: Array<{ host: string; port: number }>;
   /** The gateways' REDIS_PREFIX, with `redisUrl`. @default 'sse' */
   redisPrefix: string;
   /** Where to scrape `/metrics` (default: every URL of `urls`). */
@@ -241,7 +243,9 @@ export async function runLoadTest(
     }
 
     // ---- publish
-    target = o.redisUrl
+    target = o.redisClusterNodes
+      ? await engineTarget({ nodes: o.redisClusterNodes, nodeOptions: {} }, o.redisPrefix, topics)
+      : o.redisUrl
       ? await engineTarget(o.redisUrl, o.redisPrefix, topics)
       : httpTarget((o.publishUrl ?? (o.urls[0] as URL)).href, topics, o.concurrency, headers);
     const origin = now();

@@ -1,5 +1,5 @@
 import { ConfigError, parseEnv } from '@streamcast/config';
-import { describeRedis, redisConnectionOptions } from '@streamcast/engine-redis';
+import { describeConnection, redisConnection } from '@streamcast/engine-redis';
 import { createPublisher, type Publisher } from '@streamcast/publisher';
 import pino from 'pino';
 import { parseArgs } from './args';
@@ -68,6 +68,7 @@ function helpText(name?: string): string {
     'Target (environment):',
     '  REDIS_URL      set: publish straight into this Redis (REDIS_PREFIX, default sse, as the gateways)',
     '  REDIS_SENTINELS  host:port,… : the same, on the master these Sentinels name (REDIS_SENTINEL_NAME)',
+    '  REDIS_CLUSTER_NODES  host:port,… : the same, into this Redis Cluster (seed nodes)',
     '  GATEWAY_URL    otherwise: POST /publish on this gateway (default http://127.0.0.1:3000)',
     '  STREAMCAST_TOKEN  bearer token for GATEWAY_URL, when the gateway requires one',
     '  LOG_LEVEL      pino level (default info)',
@@ -109,8 +110,8 @@ function fail(code: number, message: string): never {
 }
 
 async function connect(env: RunnerEnv): Promise<Publisher> {
-  // REDIS_SENTINELS (the producer follows the master through a failover) or REDIS_URL.
-  const redisOptions = redisConnectionOptions(env);
+  // REDIS_CLUSTER_NODES, REDIS_SENTINELS (the producer follows the master through a failover) or REDIS_URL.
+  const redisOptions = redisConnection(env);
   if (!redisOptions) {
     return createPublisher({ gatewayUrl: env.GATEWAY_URL, token: env.STREAMCAST_TOKEN });
   }
@@ -120,7 +121,7 @@ async function connect(env: RunnerEnv): Promise<Publisher> {
       () =>
         reject(
           new Error(
-            `cannot reach Redis at ${env.REDIS_SENTINELS ? describeRedis(redisOptions) : env.REDIS_URL} within ${CONNECT_TIMEOUT_MS / 1000} s`,
+            `cannot reach Redis at ${env.REDIS_URL && !env.REDIS_SENTINELS && !env.REDIS_CLUSTER_NODES ? env.REDIS_URL : describeConnection(redisOptions)} within ${CONNECT_TIMEOUT_MS / 1000} s`,
           ),
         ),
       CONNECT_TIMEOUT_MS,

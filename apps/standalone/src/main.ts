@@ -3,7 +3,7 @@ import { producerNames, startAll, type ProducerName } from '@streamcast/producer
 import { createPublisher } from '@streamcast/publisher';
 import { buildGateway, listenUntilSignalled } from '@streamcast/server';
 import { startUploadWorker, uploadSettings } from '@streamcast/uploads';
-import { redisConnectionOptions } from '@streamcast/engine-redis';
+import { redisConnection } from '@streamcast/engine-redis';
 import { z } from 'zod';
 
 /**
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   );
   // With Redis the gateway queues uploads on BullMQ: run a worker here too (without Redis the
   // gateway processes them in-process by itself).
-  const connection = redisConnectionOptions(config);
+  const connection = redisConnection(config);
   const uploads = connection
     ? await startUploadWorker({
         connection,

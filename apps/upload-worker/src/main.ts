@@ -1,5 +1,5 @@
 import { loadEnvOrExit, uploadWorkerSchema } from '@streamcast/config';
-import { describeRedis, redisConnectionOptions } from '@streamcast/engine-redis';
+import { describeConnection, redisConnection } from '@streamcast/engine-redis';
 import { createPublisher } from '@streamcast/publisher';
 import { startUploadWorker, uploadSettings } from '@streamcast/uploads';
 import pino from 'pino';
@@ -13,10 +13,10 @@ const CONNECT_TIMEOUT_MS = 10_000;
  */
 async function main(): Promise<void> {
   const config = loadEnvOrExit(uploadWorkerSchema);
-  const connection = redisConnectionOptions(config);
+  const connection = redisConnection(config);
   if (!connection) {
     process.stderr.write(
-      'config: REDIS_URL (or REDIS_SENTINELS) is required: the upload worker takes its jobs from Redis ' +
+      'config: REDIS_URL (or REDIS_SENTINELS or REDIS_CLUSTER_NODES) is required: the upload worker takes its jobs from Redis ' +
         '(without Redis, `npm start` processes uploads in-process)\n',
     );
     process.exit(1);
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   // At start Redis must answer (as for the producers); afterwards the worker rides out outages.
   const unreachable = setTimeout(() => {
     process.stderr.write(
-      `upload-worker: cannot reach Redis at ${describeRedis(connection)} within ${CONNECT_TIMEOUT_MS / 1000} s\n`,
+      `upload-worker: cannot reach Redis at ${describeConnection(connection)} within ${CONNECT_TIMEOUT_MS / 1000} s\n`,
     );
     process.exit(1);
   }, CONNECT_TIMEOUT_MS);
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info(
-    { redis: describeRedis(connection), dir: settings.dir, concurrency: settings.concurrency },
+    { redis: describeConnection(connection), dir: settings.dir, concurrency: settings.concurrency },
     'upload worker ready',
   );
 }

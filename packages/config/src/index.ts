@@ -46,26 +46,30 @@ export interface SentinelAddress {
   port: number;
 }
 
-const sentinels = z
-  .string()
-  .optional()
-  .transform((raw, ctx): SentinelAddress[] | undefined => {
-    if (raw === undefined || raw.trim() === '') return undefined;
-    const out: SentinelAddress[] = [];
-    for (const item of raw.split(',')) {
-      const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
-      const port = Number(match?.[2]);
-      if (!match || port < 1 || port > 65535) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `REDIS_SENTINELS must be a comma list of host:port (got ${JSON.stringify(raw)})`,
-        });
-        return z.NEVER;
+/** A comma list of `host:port` (`[::1]:26379` for IPv6), as `name` says it. */
+const hostPortList = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): SentinelAddress[] | undefined => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      const out: SentinelAddress[] = [];
+      for (const item of raw.split(',')) {
+        const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
+        const port = Number(match?.[2]);
+        if (!match || port < 1 || port > 65535) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${name} must be a comma list of host:port (got ${JSON.stringify(raw)})`,
+          });
+          return z.NEVER;
+        }
+        out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
       }
-      out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
-    }
-    return out;
-  });
+      return out;
+    });
+
+const sentinels = hostPortList('REDIS_SENTINELS');
 
 const logLevel = z
   .string()
@@ -85,6 +89,9 @@ export const engineEnv = {
   REDIS_URL: redisUrl,
   // Sentinels name the master; with them REDIS_URL (optional) gives only credentials, db and TLS.
   REDIS_SENTINELS: sentinels,
+  // Seed nodes of a Redis Cluster (Redis >= 7.0, sharded pub/sub); with them REDIS_URL (optional)
+  // gives only credentials and TLS. Exclusive with REDIS_SENTINELS.
+  REDIS_CLUSTER_NODES: hostPortList('REDIS_CLUSTER_NODES'),
   REDIS_SENTINEL_NAME: str('mymaster').pipe(
     z.string().regex(/^[A-Za-z0-9_\-.:]{1,128}$/, 'REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :'),
   ),

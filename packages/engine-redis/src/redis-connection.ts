@@ -1,4 +1,6 @@
-import type { RedisOptions } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
+import { redisClusterOptions } from './redis-cluster-engine';
+import { redisClientOptions } from './redis-engine';
 
 /**
  * Where the broadcaster's Redis is, as the environment says it (the fields of `engineEnv` in
@@ -16,6 +18,99 @@ export interface RedisLocation {
   REDIS_SENTINEL_NAME?: string | undefined;
   /** Password of the Sentinels themselves (not of the master: that one is in the URL). */
   REDIS_SENTINEL_PASSWORD?: string | undefined;
+  /**
+   * Seed nodes of a Redis Cluster (Redis >= 7.0); set, the cluster engine is used and the URL
+   * gives only credentials and TLS. Exclusive with REDIS_SENTINELS.
+   */
+  REDIS_CLUSTER_NODES?: ReadonlyArray<{ host: string; port: number }> | undefined;
+}
+
+/** Where a Redis Cluster is: seed nodes, and the options of every node connection. */
+export interface RedisClusterConnection {
+  nodes: Array<{ host: string; port: number }>;
+  /** Credentials and TLS from REDIS_URL. */
+  nodeOptions: RedisOptions;
+}
+
+/** The Redis Cluster `location` names (REDIS_CLUSTER_NODES), or undefined when it names none. */
+export function redisClusterConnection(location: RedisLocation): RedisClusterConnection | undefined {
+  const nodes = location.REDIS_CLUSTER_NODES;
+  if (!nodes || nodes.length === 0) return undefined;
+  if (location.REDIS_SENTINELS && location.REDIS_SENTINELS.length > 0) {
+    throw new Error('REDIS_CLUSTER_NODES and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself');
+  }
+  const fromUrl = location.REDIS_URL ? parseRedisUrl(location.REDIS_URL) : {};
+  if (fromUrl.db !== undefined && fromUrl.db !== 0) {
+    throw new Error(`a Redis Cluster has database 0 only; REDIS_URL names database ${fromUrl.db}`);
+  }
+  const nodeOptions: RedisOptions = {};
+  if (fromUrl.username) nodeOptions.username = fromUrl.username;
+  if (fromUrl.password) nodeOptions.password = fromUrl.password;
+  if (fromUrl.tls) nodeOptions.tls = fromUrl.tls;
+  return { nodes: nodes.map(({ host, port }) => ({ host, port })), nodeOptions };
+}
+
+/** A single Redis (URL or Sentinels, as ioredis options) or a Redis Cluster. */
+export type RedisConnection = RedisOptions | RedisClusterConnection;
+
+export function isClusterConnection(connection: RedisConnection): connection is RedisClusterConnection {
+  return Array.isArray((connection as RedisClusterConnection).nodes);
+}
+
+/** The Redis `location` names (cluster, Sentinels or URL), or undefined when it names none. */
+export function redisConnection(location: RedisLocation): RedisConnection | undefined {
+  return redisClusterConnection(location) ?? redisConnectionOptions(location);
+}
+
+export interface ConnectOptions {
+  connectionName?: string;
+  lazyConnect?: boolean;
+  /**
+   * BullMQ's mode: commands wait for Redis (offline queue, `maxRetriesPerRequest: null`)
+   * instead of failing fast. @default false
+   */
+  waitForRedis?: boolean;
+}
+
+/**
+ * A client of `connection`: a Cluster client (sharded subscribers on, see
+ * redisClusterOptions) or a Redis client, failing fast (redisClientOptions) unless `waitForRedis`.
+ */
+export function connectRedis(connection: RedisConnection, options: ConnectOptions = {}): Redis | Cluster {
+  const { waitForRedis = false, lazyConnect = false, connectionName } = options;
+  const named = connectionName ? { connectionName } : {};
+  if (isClusterConnection(connection)) {
+    const clusterOptions = redisClusterOptions({ ...connection.nodeOptions, ...named }, { lazyConnect });
+    if (waitForRedis) {
+      clusterOptions.enableOfflineQueue = true;
+      clusterOptions.redisOptions = { ...clusterOptions.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined };
+    }
+    return new Cluster(connection.nodes, clusterOptions);
+  }
+  if (waitForRedis) return new Redis({ ...connection, ...named, lazyConnect, maxRetriesPerRequest: null });
+  return new Redis({ ...connection, ...redisClientOptions({ ...named, lazyConnect }) });
+}
+
+/** A client of the Redis `location` names (see connectRedis), undefined when it names none. */
+export function createRedisClient(location: RedisLocation, options: ConnectOptions = {}): Redis | Cluster | undefined {
+  const connection = redisConnection(location);
+  return connection ? connectRedis(connection, options) : undefined;
+}
+
+/** Where `connection` points, for messages (no credentials). */
+export function describeConnection(connection: RedisConnection): string {
+  if (isClusterConnection(connection)) {
+    return `cluster ${connection.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  }
+  return describeRedis(connection);
+}
+
+/** Where the broadcaster's Redis is, for messages (no credentials). */
+export function describeLocation(location: RedisLocation): string {
+  const cluster = redisClusterConnection(location);
+  if (cluster) return `cluster ${cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  const options = redisConnectionOptions(location);
+  return options ? describeRedis(options) : 'no Redis';
 }
 
 /**
@@ -28,6 +123,10 @@ export interface RedisLocation {
  * drop a demoted master at once (on the Sentinels' `+switch-master`), not at its first error.
  */
 export function redisConnectionOptions(location: RedisLocation): RedisOptions | undefined {
+  if (location.REDIS_CLUSTER_NODES && location.REDIS_CLUSTER_NODES.length > 0) {
+    // Never silently a single Redis (or none) when a cluster is configured.
+    throw new Error('REDIS_CLUSTER_NODES names a Redis Cluster: connect with createRedisClient()');
+  }
   const sentinels = location.REDIS_SENTINELS;
   const url = location.REDIS_URL;
   if (sentinels && sentinels.length > 0) {

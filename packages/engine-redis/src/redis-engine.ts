@@ -311,7 +311,7 @@ export class RedisEngine implements Engine {
   }
 }
 
-function waitReady(redis: Redis): Promise<void> {
+export function waitReady(redis: Redis): Promise<void> {
   return new Promise((resolve, reject) => {
     if (redis.status === 'ready') return resolve();
     const onReady = () => {
@@ -327,7 +327,7 @@ function waitReady(redis: Redis): Promise<void> {
   });
 }
 
-function toStored(topic: string, epoch: string, id: string, fields: string[]): StoredEvent {
+export function toStored(topic: string, epoch: string, id: string, fields: string[]): StoredEvent {
   let event = 'message';
   let data = 'null';
   let prev = '';
@@ -355,7 +355,7 @@ function toStored(topic: string, epoch: string, id: string, fields: string[]): S
 }
 
 /** Parses "<id>\n<prev>\n<epoch>\n<event>[ <private>]\n<data>" (see publish-3.lua). */
-function parseLive(topic: string, message: string): StoredEvent | undefined {
+export function parseLive(topic: string, message: string): StoredEvent | undefined {
   const a = message.indexOf('\n');
   const b = message.indexOf('\n', a + 1);
   const c = message.indexOf('\n', b + 1);

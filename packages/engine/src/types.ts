@@ -45,6 +45,12 @@ export interface EngineHandlers {
   linkDown(reason: string): void;
   /** Live delivery works again for every listened topic; anything missed is in history. */
   linkUp(): void;
+  /**
+   * Live delivery of these topics may have missed events (their subscription moved, e.g. a Redis
+   * Cluster slot migration or failover) and is live again: catch them up from history after the
+   * last id delivered. Other topics are unaffected; the engine stays ready.
+   */
+  resync(topics: readonly string[], reason: string): void;
 }
 
 /**

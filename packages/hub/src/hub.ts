@@ -71,6 +71,7 @@ export class Hub {
       message: (event) => this.onMessage(event),
       linkDown: (reason) => this.onLinkDown(reason),
       linkUp: () => this.onLinkUp(),
+      resync: (topics, reason) => this.onResync(topics, reason),
     });
   }
 
@@ -342,6 +343,11 @@ export class Hub {
           } else {
             break;
           }
+        }
+        if (channel.resyncAgain) {
+          // A resync arrived while this repair read: what it announced may be after that read.
+          channel.resyncAgain = false;
+          continue;
         }
         if (channel.buffer.length === 0) {
           channel.state = 'live';
@@ -722,6 +728,22 @@ export class Hub {
     }
   }
 
+  private onResync(topics: readonly string[], reason: string): void {
+    this.options.logger.info({ topics: topics.length, reason }, 'topics resubscribed; repairing gaps');
+    for (const topic of topics) {
+      const channel = this.channels.get(topic);
+      // A channel still starting reads the head after its listen; nothing delivered to miss.
+      if (!channel || channel.closed || channel.state === 'starting') continue;
+      if (channel.repairing) {
+        channel.resyncAgain = true;
+      } else if (this.linkUp) {
+        void this.repair(channel);
+      } else {
+        channel.needsRepair = true;
+      }
+    }
+  }
+
   private onLinkUp(): void {
     this.linkUp = true;
     this.options.logger.info({ channels: this.channels.size }, 'engine link up; repairing gaps');
@@ -777,6 +799,8 @@ class Channel {
   ready: Promise<void> = Promise.resolve();
   repairing = false;
   needsRepair = false;
+  /** A resync came in during a repair: read history once more before going live. */
+  resyncAgain = false;
   closed = false;
   broken = false;
   /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TooManyConnections, TooManyStreams, withTimeout } from '@streamcast/protocol';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { streamsKey } from './keys';
 
 const LUA_DIR = join(__dirname, 'lua');
@@ -23,8 +23,8 @@ export interface StreamLimits {
 
 export interface StreamCounterOptions {
   limits?: Partial<StreamLimits>;
-  /** Counts across the cluster in this Redis (without it, the cluster limits are not applied). */
-  redis?: Redis;
+  /** Counts across the gateways in this Redis or Redis Cluster (each script touches one key: one slot); without it, the cluster limits are not applied. */
+  redis?: Redis | Cluster;
   /** As REDIS_PREFIX. @default 'sse' */
   keyPrefix?: string;
   /**

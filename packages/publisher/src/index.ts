@@ -1,5 +1,13 @@
 import type { RetentionOptions } from '@streamcast/engine';
-import { RedisEngine, describeRedis, redisClientOptions } from '@streamcast/engine-redis';
+import {
+  RedisClusterEngine,
+  RedisEngine,
+  connectRedis,
+  describeConnection,
+  isClusterConnection,
+  redisClientOptions,
+  type RedisConnection,
+} from '@streamcast/engine-redis';
 import { validateEvent } from '@streamcast/events';
 import type { Hub } from '@streamcast/hub';
 import {
@@ -8,7 +16,7 @@ import {
   normalizePrivate,
   singleTopicCursor,
 } from '@streamcast/protocol';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 
 /**
  * Publishes events, wherever the broadcaster runs: into an in-process hub (`npm start`, an
@@ -31,10 +39,11 @@ export interface PublisherOptions {
   /** Publish straight into this Redis (what gateways read). */
   redisUrl?: string;
   /**
-   * Or: ioredis options of that Redis, e.g. Sentinels from `redisConnectionOptions(env)`
-   * (`@streamcast/engine-redis`), so the publisher follows the master through a failover.
+   * Or: that Redis as `redisConnection(env)` (`@streamcast/engine-redis`) gives it: ioredis
+   * options (e.g. Sentinels, so the publisher follows the master through a failover), or a Redis
+   * Cluster's seed nodes (REDIS_CLUSTER_NODES).
    */
-  redisOptions?: RedisOptions;
+  redisOptions?: RedisConnection;
   /** Redis key prefix, as the gateways' REDIS_PREFIX. @default 'sse' */
   keyPrefix?: string;
   /** History retention, as the gateways' HISTORY_MAX_LEN / HISTORY_MAX_AGE_S. */
@@ -101,14 +110,26 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
   }
 
   if (options.redisUrl || options.redisOptions) {
-    const clientOptions = redisClientOptions({
-      connectionName: 'sse-publisher',
-      commandTimeout: options.timeoutMs ?? 5000,
-    });
-    const client = options.redisUrl
-      ? new Redis(options.redisUrl, clientOptions)
-      : new Redis({ ...options.redisOptions, ...clientOptions });
-    const shown = options.redisUrl ?? describeRedis(options.redisOptions ?? {});
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const connection = options.redisOptions;
+    let client: Redis | Cluster;
+    if (options.redisUrl) {
+      client = new Redis(
+        options.redisUrl,
+        redisClientOptions({ connectionName: 'sse-publisher', commandTimeout: timeoutMs }),
+      );
+    } else if (connection && isClusterConnection(connection)) {
+      client = connectRedis(
+        { ...connection, nodeOptions: { ...connection.nodeOptions, commandTimeout: timeoutMs } },
+        { connectionName: 'sse-publisher' },
+      );
+    } else {
+      client = new Redis({
+        ...connection,
+        ...redisClientOptions({ connectionName: 'sse-publisher', commandTimeout: timeoutMs }),
+      });
+    }
+    const shown = options.redisUrl ?? describeConnection(connection ?? {});
     client.on('error', () => {
       // ioredis reconnects by itself; a publish meanwhile fails and says why.
     });
@@ -116,7 +137,10 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
       client.once('ready', () => resolve());
       client.once('end', () => reject(new PublishError(`cannot reach ${shown}`, 'NOT_READY')));
     });
-    const engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention: options.retention });
+    const engineOptions = { keyPrefix: options.keyPrefix, retention: options.retention };
+    const engine = client.isCluster
+      ? new RedisClusterEngine({ client: client as Cluster, ...engineOptions })
+      : new RedisEngine({ client: client as Redis, ...engineOptions });
     return {
       target: 'redis',
       publish: async (topic, event, data, publishOptions) => {

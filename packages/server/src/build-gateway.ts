@@ -1,11 +1,12 @@
 import fastifyRedis from '@fastify/redis';
 import type { GatewayConfig } from '@streamcast/config';
 import { MemoryEngine, type Engine } from '@streamcast/engine';
-import { RedisEngine, redisClientOptions, redisConnectionOptions } from '@streamcast/engine-redis';
+import { RedisClusterEngine, RedisEngine, createRedisClient } from '@streamcast/engine-redis';
 import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/fastify';
 import { Hub } from '@streamcast/hub';
 import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type Redis from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { clientScriptRoute } from './client-script';
 import { buildGuard } from './security';
@@ -19,7 +20,8 @@ export interface Gateway {
 }
 
 /**
- * Composes one gateway: the engine chosen by REDIS_URL / REDIS_SENTINELS (Redis, or the embedded memory engine),
+ * Composes one gateway: the engine chosen by REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES (Redis, Redis Cluster,
+ * or the embedded memory engine),
  * the hub, and the streamcast Fastify plugin. Listening is the caller's job.
  */
 export async function buildGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
@@ -44,22 +46,21 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
   });
   const retention = { maxLen: config.HISTORY_MAX_LEN, maxAgeS: config.HISTORY_MAX_AGE_S };
   let engine: Engine;
-  const connection = redisConnectionOptions(config);
-  if (connection) {
-    // With Sentinels the client (and its duplicate, the subscriber) follows the master.
-    await app.register(fastifyRedis, {
-      ...connection,
-      ...redisClientOptions({ connectionName: 'sse-gateway' }),
-    });
+  const client = createRedisClient(config, { connectionName: 'sse-gateway' });
+  if (client) {
+    // With Sentinels the client follows the master; a Cluster client follows the slot map.
+    await app.register(fastifyRedis, { client, closeClient: true });
     const engineLog = log.child({ component: 'engine-redis' });
     app.redis.on('error', (err: Error) => engineLog.debug({ err }, 'redis connection error'));
-    engine = new RedisEngine({
-      client: app.redis,
+    const engineOptions = {
       keyPrefix: config.REDIS_PREFIX,
       retention,
       probe: { intervalMs: config.PROBE_INTERVAL_MS, timeoutMs: config.PROBE_TIMEOUT_MS },
-      onWarning: (message, detail) => engineLog.warn(detail ?? {}, message),
-    });
+      onWarning: (message: string, detail?: object) => engineLog.warn(detail ?? {}, message),
+    };
+    engine = client.isCluster
+      ? new RedisClusterEngine({ client: client as import('ioredis').Cluster, ...engineOptions })
+      : new RedisEngine({ client: client as Redis, ...engineOptions });
   } else {
     engine = new MemoryEngine(retention);
   }
@@ -78,7 +79,7 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     hub,
     maxTopics: config.MAX_TOPICS,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    guard: buildGuard(config, connection ? app.redis : undefined, log),
+    guard: buildGuard(config, client ? app.redis : undefined, log),
     corsOrigins: config.CORS_ORIGINS,
   });
   await app.register(seedRoutes);

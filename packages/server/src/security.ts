@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@streamcast/config';
 import { Authorizer, Guard, StreamCounter } from '@streamcast/http';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 type SecurityConfig = Pick<
@@ -28,7 +28,7 @@ type SecurityConfig = Pick<
  * origins, stream limits (counted across the cluster in `redis` when there is one) and the
  * publish rate.
  */
-export function buildGuard(config: SecurityConfig, redis: Redis | undefined, log: Logger): Guard {
+export function buildGuard(config: SecurityConfig, redis: Redis | Cluster | undefined, log: Logger): Guard {
   const auth = new Authorizer({
     secret: config.JWT_SECRET,
     jwksUrl: config.JWT_JWKS_URL,

@@ -14,3 +14,4 @@ export * from './files';
 export * from './chromium';
 export * from './cursors';
 export * from './source-exec';
+export * from './redis-cluster';

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
-import { redisClientOptions } from '@streamcast/engine-redis';
+import { connectRedis, type RedisConnection } from '@streamcast/engine-redis';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import Redis, { type RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { LogLike, UploadBackend } from './in-process-uploads';
 import { QUEUE_NAME, uploadKeys } from './keys';
 import { PermanentUploadError } from './process-file';
@@ -11,8 +11,11 @@ import type { FileFacts, PublishFn, UploadJobData, UploadSettings } from './type
 import { RedisUploadStore } from './upload-store';
 
 export interface RedisUploadOptions {
-  /** ioredis options of the broadcaster's Redis (`redisConnectionOptions(env)`). */
-  connection: RedisOptions;
+  /**
+   * The broadcaster's Redis (`redisConnection(env)`): one Redis, or a Redis Cluster (the queue's
+   * keys share one hash tag, so the queue lives in one slot, as BullMQ requires).
+   */
+  connection: RedisConnection;
   /** As REDIS_PREFIX. */
   keyPrefix: string;
   settings: UploadSettings;
@@ -25,15 +28,12 @@ export interface RedisUploadOptions {
 export class BullUploadQueue implements UploadBackend {
   readonly kind = 'bullmq' as const;
   readonly store: RedisUploadStore;
-  private readonly client: Redis;
+  private readonly client: Redis | Cluster;
   private readonly queue: Queue<UploadJobData>;
 
   constructor(options: RedisUploadOptions) {
     const { settings } = options;
-    this.client = new Redis({
-      ...options.connection,
-      ...redisClientOptions({ connectionName: 'sse-uploads' }),
-    });
+    this.client = connectRedis(options.connection, { connectionName: 'sse-uploads' });
     this.client.on('error', () => {
       // ioredis reconnects by itself; an upload meanwhile answers 503.
     });
@@ -85,10 +85,7 @@ export async function startUploadWorker(options: UploadWorkerOptions): Promise<U
   const { settings, publish, logger: log } = options;
   await mkdir(settings.dir, { recursive: true, mode: 0o700 });
   const keys = uploadKeys(options.keyPrefix);
-  const client = new Redis({
-    ...options.connection,
-    ...redisClientOptions({ connectionName: 'sse-upload-worker' }),
-  });
+  const client = connectRedis(options.connection, { connectionName: 'sse-upload-worker' });
   client.on('error', () => {
     // ioredis reconnects by itself; a job meanwhile fails and is retried.
   });
@@ -133,10 +130,9 @@ export async function startUploadWorker(options: UploadWorkerOptions): Promise<U
 
   // BullMQ's own connection (it duplicates it for blocking reads): commands wait for Redis
   // rather than fail, as BullMQ requires (maxRetriesPerRequest: null).
-  const bullClient = new Redis({
-    ...options.connection,
+  const bullClient = connectRedis(options.connection, {
     connectionName: 'sse-upload-worker-bullmq',
-    maxRetriesPerRequest: null,
+    waitForRedis: true,
   });
   bullClient.on('error', () => undefined);
   const worker = new Worker<UploadJobData, FileFacts>(QUEUE_NAME, processor, {

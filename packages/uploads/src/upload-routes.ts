@@ -4,7 +4,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fastifyMultipart, { type MultipartFile } from '@fastify/multipart';
-import { redisConnectionOptions, type RedisLocation } from '@streamcast/engine-redis';
+import { redisConnection, type RedisLocation } from '@streamcast/engine-redis';
 import {
   FileTooLarge,
   FileTypeUnsupported,
@@ -88,7 +88,7 @@ export async function uploadRoutes(
   await mkdir(settings.dir, { recursive: true, mode: 0o700 });
   let backend = options.backend;
   if (!backend) {
-    const connection = redisConnectionOptions(options.config);
+    const connection = redisConnection(options.config);
     backend = connection
       ? new BullUploadQueue({ connection, keyPrefix: options.config.REDIS_PREFIX, settings })
       : new InProcessUploads(settings, publish, log);

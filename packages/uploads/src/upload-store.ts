@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { randomId } from './file-id';
 import { uploadKeys } from './keys';
 
@@ -34,15 +34,15 @@ const CLAIM_MS = 15_000;
 
 export class RedisUploadStore implements UploadStore {
   private readonly keys: ReturnType<typeof uploadKeys>;
-  private readonly client: Redis & Scripts;
+  private readonly client: (Redis | Cluster) & Scripts;
 
   constructor(
-    client: Redis,
+    client: Redis | Cluster,
     keyPrefix: string,
     private readonly retentionS: number,
   ) {
     this.keys = uploadKeys(keyPrefix);
-    this.client = client as Redis & Scripts;
+    this.client = client as (Redis | Cluster) & Scripts;
     if (typeof (client as Partial<Scripts>).uploadDelIfEqual !== 'function') {
       client.defineCommand('uploadDelIfEqual', { numberOfKeys: 1, lua: DEL_IF_EQUAL });
     }

@@ -1,0 +1,58 @@
+--[[
+  Redis Cluster variant of publish-3.lua: the same step, published with SPUBLISH (sharded
+  pub/sub, Redis >= 7.0) on a channel that is one of the script's KEYS, so the script touches one
+  slot only (a channel of another slot is refused with CROSSSLOT, as ElastiCache Serverless
+  refuses undeclared channels even without Cluster).
+
+  KEYS[1]  history stream            sse:{<topic>}:log
+  KEYS[2]  topic metadata (hash)     sse:{<topic>}:meta   fields: epoch, last
+  KEYS[3]  live shard channel        sse:{<topic>}:meta (the metadata key's name: see
+                                     clusterChannel in redis-cluster-engine.ts)
+  ARGV[1]  epoch to use if the topic has none yet
+  ARGV[2]  unused (kept so the ARGV numbering matches publish-3.lua)
+  ARGV[3]  event type
+  ARGV[4]  data (JSON text)
+  ARGV[5]  history length bound (approximate, MAXLEN ~)
+  ARGV[6]  history age bound in ms (0: none)
+  ARGV[7]  private fields (JSON text, see protocol's private-fields.ts), '' for none
+
+  Returns {epoch, id}. The live message is "<id>\n<prev>\n<epoch>\n<event>\n<data>", where prev
+  is the id stored before this one (0-0 for the first): readers use it to prove they saw every
+  entry. With private fields the event line is "<event> <private>" (event names have no space,
+  the private text no newline). Entries: fields e (event), d (data), p (previous id), v (private).
+]]
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
+local epoch = meta[1]
+local prev = meta[2]
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+if not prev then
+  prev = '0-0'
+  -- A reader may have created the metadata with an expiry; history makes it permanent.
+  redis.call('PERSIST', KEYS[2])
+end
+-- XADD before SPUBLISH: a reader that resumes from history must find the event there.
+local id
+local eventLine = ARGV[3]
+if ARGV[7] ~= '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+    'e', ARGV[3], 'd', ARGV[4], 'p', prev, 'v', ARGV[7])
+  eventLine = ARGV[3] .. ' ' .. ARGV[7]
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+    'e', ARGV[3], 'd', ARGV[4], 'p', prev)
+end
+redis.call('HSET', KEYS[2], 'last', id)
+local maxAge = tonumber(ARGV[6])
+if maxAge > 0 then
+  local now = redis.call('TIME')
+  local minMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxAge
+  if minMs > 0 then
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
+  end
+end
+redis.call('SPUBLISH', KEYS[3], id .. '\n' .. prev .. '\n' .. epoch .. '\n' .. eventLine .. '\n' .. ARGV[4])
+return {epoch, id}
