@@ -322,9 +322,9 @@ export class Hub {
         const verdict = judge(channel.epoch, channel.lastId, page);
         if (verdict) {
           // History behind what this gateway already delivered, or without it, means it was
-          // lost. The channel's streams continue from the newest entry, with no partial replay.
+          // lost. The channel's streams continue from the reset, with no partial replay.
           const reason = verdict === 'cursor-unknown' ? 'history-lost' : verdict;
-          this.resetChannel(channel, reason, page.epoch, page.lastId);
+          this.resetChannel(channel, reason, page.epoch, resetPosition(channel, page));
         } else {
           for (const e of page.entries) {
             if (e.prev !== channel.lastId) break;
@@ -778,6 +778,23 @@ function judge(epoch: string, after: StreamId, page: HistoryPage): ResetReason |
   if (!first) return cmp < 0 ? 'history-trimmed' : undefined;
   if (first.prev === after) return undefined;
   return compareIds(first.prev, after) < 0 ? 'history-lost' : 'history-trimmed';
+}
+
+/**
+ * Where a live channel's reset places its streams: just before the first live event that came in
+ * since the gap (buffered while the repair waited for history, which may take several reads when
+ * Redis is just back), so the reset covers only what this gateway never received and what came in
+ * live is delivered; with nothing buffered, the head of history. Buffered events that may have
+ * been delivered already (same epoch, not after the last id) are passed over.
+ */
+function resetPosition(channel: Channel, page: HistoryPage): StreamId {
+  for (const event of channel.buffer) {
+    if (event.epoch !== page.epoch) continue;
+    if (event.epoch === channel.epoch && compareIds(event.id, channel.lastId) <= 0) continue;
+    // Read before that event's predecessor was stored: the history in between comes next read.
+    return compareIds(event.prev, page.lastId) <= 0 ? event.prev : page.lastId;
+  }
+  return page.lastId;
 }
 
 class Channel {
