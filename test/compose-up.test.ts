@@ -249,6 +249,26 @@ describe('docker compose up: the cluster as containers', () => {
     expect(res.status).toBe(200);
   });
 
+  it('runs the compiled gateway on Node 24: no typescript or ts-node in the image, none loaded', async () => {
+    const [gateway] = await containers('gateway');
+    const id = gateway?.id as string;
+    // The running process: PID 1 is tini, its child the gateway's compiled entry point.
+    const ps = await docker(['top', id, '-o', 'pid,args']);
+    expect(ps).toMatch(/node apps\/gateway\/dist\/main\.js/);
+    expect(ps).not.toMatch(/ts-node|\.ts\b/);
+    // Neither compiler can be loaded: neither is in the image at all.
+    const probe = await docker([
+      'exec', id, 'node', '-e',
+      `const out = { node: process.version };
+       for (const m of ['typescript', 'ts-node']) { try { require.resolve(m); out[m] = 'present'; } catch (e) { out[m] = e.code; } }
+       process.stdout.write(JSON.stringify(out));`,
+    ]);
+    const found = JSON.parse(probe) as Record<string, string>;
+    expect(found).toEqual({ node: expect.stringMatching(/^v24\./), typescript: 'MODULE_NOT_FOUND', 'ts-node': 'MODULE_NOT_FOUND' });
+    const sources = await docker(['exec', id, 'sh', '-c', 'find /app -name "*.ts" ! -name "*.d.ts" ! -path "*/node_modules/*" | head -3; ls /app/node_modules | grep -cx "typescript\\|ts-node" || true']);
+    expect(sources.trim()).toBe('0');
+  });
+
   it(
     '300 clients through nginx stay contiguous while gateways scale to 5, one is killed, one drained, and Redis restarts',
     async () => {

@@ -3,11 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CrossSlotError, RedisClusterEngine, redisClusterOptions, topicKeys } from '@streamcast/engine-redis';
+import { createBroadcaster } from '@streamcast/broadcaster';
+import { parseCursor } from '@streamcast/protocol';
 import { RedisUploadStore } from '@streamcast/uploads';
 import { Hub } from '@streamcast/hub';
 import { createPublisher, type Publisher } from '@streamcast/publisher';
 import {
   MemorySink,
+  SOURCE_EXEC_ARGV,
   SseClient,
   TestRedisCluster,
   sleep,
@@ -421,7 +424,7 @@ describe('everything else that touches Redis, on the cluster', () => {
     };
     gateways = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
     // `npm run upload-worker`, on the cluster (BullMQ's queue keys share one hash tag).
-    worker = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'apps/upload-worker/src/main.ts'], {
+    worker = spawn(process.execPath, [...SOURCE_EXEC_ARGV, 'apps/upload-worker/src/main.ts'], {
       cwd: join(__dirname, '..'),
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -488,7 +491,7 @@ describe('everything else that touches Redis, on the cluster', () => {
     streams.push(sse);
     const cli = spawn(
       process.execPath,
-      ['-r', 'ts-node/register/transpile-only', 'apps/cli/bin/streamcast-publish.js', 'open/cli', 'note', '{"via":"cluster"}'],
+      [...SOURCE_EXEC_ARGV, 'apps/cli/src/publish.ts', 'open/cli', 'note', '{"via":"cluster"}'],
       {
         cwd: join(__dirname, '..'),
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PREFIX: prefix },
@@ -508,7 +511,7 @@ describe('everything else that touches Redis, on the cluster', () => {
   it('load-tests a gateway while publishing straight into the cluster (--redis-cluster)', async () => {
     const [a] = gateways as [GatewayProcess];
     const args = [
-      '-r', 'ts-node/register/transpile-only', 'apps/loadtest/src/main.ts',
+      ...SOURCE_EXEC_ARGV, 'apps/loadtest/src/main.ts',
       '--url', a.url, '--topic-prefix', 'open/lt', '--redis-cluster', cluster.seeds, '--prefix', prefix,
       '--out', uploadDir,
       '--connections', '6', '--topics', '3', '--rate', '30', '--duration', '2', '--processes', '1', '--quiet',
@@ -541,4 +544,66 @@ describe('everything else that touches Redis, on the cluster', () => {
       client.disconnect();
     }
   });
+});
+
+describe('a Redis Cluster with a password (REDIS_URL gives the credentials)', () => {
+  const password = 'cluster-secret';
+  let secured: TestRedisCluster;
+  let gateway: GatewayProcess | undefined;
+  const prefix = testPrefix();
+
+  beforeAll(async () => {
+    secured = await TestRedisCluster.start({ masters: 3, replicas: 0, password });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await secured?.stop();
+  }, 30_000);
+
+  it('serves a gateway and an embedded broadcaster (redisClusterNodes) sharing it', async () => {
+    gateway = await startGatewayProcess({
+      REDIS_CLUSTER_NODES: secured.seeds,
+      REDIS_URL: `redis://:${password}@ignored.invalid:1`,
+      REDIS_PREFIX: prefix,
+      PUBLIC_TOPICS: '*',
+    });
+    expect((await fetch(`${gateway.url}/readyz`)).status).toBe(200);
+    const broadcaster = await createBroadcaster({
+      redisClusterNodes: secured.startupNodes,
+      redisUrl: `redis://:${password}@ignored.invalid:1`,
+      keyPrefix: prefix,
+    });
+    try {
+      expect(broadcaster.engine).toBeInstanceOf(RedisClusterEngine);
+      // Topics over every master: the gateway's stream gets everything the app publishes (order
+      // is per topic; topics on different masters arrive over different connections).
+      const topics = Array.from({ length: 12 }, (_, i) => `pw/${i}`);
+      const sse = await SseClient.open(`${gateway.url}/events?${topics.map((t) => `topic=${t}`).join('&')}`);
+      try {
+        expect(sse.status).toBe(200);
+        for (const topic of topics) await broadcaster.publish(topic, 'note', { topic });
+        const events = await sse.waitForEvents(topics.length, 15_000, 'note');
+        expect(events.map((e) => JSON.parse(e.data).topic).sort()).toEqual([...topics].sort());
+        // The app's own hub reads the same history: a stream from an id gets what came after it.
+        const from = await broadcaster.publish('pw/0', 'note', { topic: 'pw/0', n: 2 });
+        await broadcaster.publish('pw/0', 'note', { topic: 'pw/0', n: 3 });
+        const sink = new MemorySink();
+        await broadcaster.hub.subscribe(sink, ['pw/0'], parseCursor(from));
+        await sink.waitForEvents(1, 10_000, 'note');
+        expect(sink.data<{ n: number }>('note').map((d) => d.n)).toEqual([3]);
+        sink.close();
+      } finally {
+        sse.close();
+      }
+    } finally {
+      await broadcaster.close();
+    }
+  });
+
+  it('without the password, the broadcaster refuses to start with Redis\'s own error', async () => {
+    await expect(
+      createBroadcaster({ redisClusterNodes: secured.startupNodes, keyPrefix: prefix }),
+    ).rejects.toThrow(/NOAUTH|auth/i);
+  }, 30_000);
 });

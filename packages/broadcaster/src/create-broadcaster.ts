@@ -4,20 +4,37 @@ import {
   type Engine,
   type RetentionOptions,
 } from '@streamcast/engine';
-import { RedisEngine, redisClientOptions } from '@streamcast/engine-redis';
+import {
+  RedisClusterEngine,
+  RedisEngine,
+  connectRedis,
+  redisClientOptions,
+  redisClusterConnection,
+} from '@streamcast/engine-redis';
 import { Hub, type HubOptions, type Logger } from '@streamcast/hub';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { publishToHub, type PublishOptions } from './publish';
 
 export interface BroadcasterOptions {
   /**
    * An ioredis client to share, e.g. `fastify.redis` from `@fastify/redis`. The broadcaster
    * duplicates it once for pub/sub and never closes it: its owner does. Create it with
-   * `redisClientOptions()` so that commands fail fast while Redis is unreachable.
+   * `redisClientOptions()` so that commands fail fast while Redis is unreachable. A `Cluster`
+   * client selects the Redis Cluster engine (sharded pub/sub): create it with
+   * `redisClusterOptions()` (`@streamcast/engine-redis`), which turns sharded subscribers on.
    */
-  redis?: Redis;
-  /** Connect to this Redis (`redis://`, `rediss://`); closed with the broadcaster. */
+  redis?: Redis | Cluster;
+  /**
+   * Connect to this Redis (`redis://`, `rediss://`); closed with the broadcaster. With
+   * `redisClusterNodes`, only its credentials and TLS apply (as `REDIS_URL` with
+   * `REDIS_CLUSTER_NODES`).
+   */
   redisUrl?: string;
+  /**
+   * Seed nodes of a Redis Cluster (Redis >= 7.0), as the gateways' `REDIS_CLUSTER_NODES`: the
+   * cluster engine, on a Cluster client the broadcaster opens and closes.
+   */
+  redisClusterNodes?: ReadonlyArray<{ host: string; port: number }>;
   /**
    * Or: ioredis options of the Redis to connect to, e.g. Sentinels from
    * `redisConnectionOptions(env)` (`@streamcast/engine-redis`), to follow the master through a
@@ -72,20 +89,25 @@ export interface Broadcaster {
 }
 
 /**
- * Builds and starts a broadcaster: Redis engine when `redis`, `redisUrl` or `redisOptions` is given, memory
- * engine otherwise (one process only). Resolves once it can serve.
+ * Builds and starts a broadcaster: Redis Cluster engine when `redisClusterNodes` or a `Cluster`
+ * client is given, Redis engine when `redis`, `redisUrl` or `redisOptions` is, memory engine
+ * otherwise (one process only). Resolves once it can serve.
  */
 export async function createBroadcaster(options: BroadcasterOptions = {}): Promise<Broadcaster> {
   const retention: RetentionOptions = { ...DEFAULT_RETENTION, ...defined(options.retention ?? {}) };
-  let owned: Redis | undefined;
+  let owned: Redis | Cluster | undefined;
   let engine: Engine;
   const client =
     options.redis ??
-    (options.redisUrl || options.redisOptions
-      ? newClient(options.redisUrl, options.redisOptions)
-      : undefined);
+    (options.redisClusterNodes?.length
+      ? newClusterClient(options.redisClusterNodes, options.redisUrl)
+      : options.redisUrl || options.redisOptions
+        ? newClient(options.redisUrl, options.redisOptions)
+        : undefined);
   if (client && !options.redis) owned = client;
-  if (client) {
+  if (client instanceof Cluster) {
+    engine = new RedisClusterEngine({ client, keyPrefix: options.keyPrefix, retention });
+  } else if (client) {
     engine = new RedisEngine({ client, keyPrefix: options.keyPrefix, retention });
   } else {
     engine = new MemoryEngine(retention);
@@ -128,6 +150,15 @@ function newClient(url: string | undefined, options: RedisOptions | undefined): 
   const client = url ? new Redis(url, clientOptions) : new Redis({ ...options, ...clientOptions });
   client.on('error', () => {
     // ioredis reconnects by itself; the hub learns about the link from the engine.
+  });
+  return client;
+}
+
+function newClusterClient(nodes: ReadonlyArray<{ host: string; port: number }>, url: string | undefined): Cluster {
+  const connection = redisClusterConnection({ REDIS_CLUSTER_NODES: nodes, REDIS_URL: url });
+  const client = connectRedis(connection as NonNullable<typeof connection>, { connectionName: 'sse-broadcaster' }) as Cluster;
+  client.on('error', () => {
+    // ioredis reconnects by itself; the hub learns about each master's link from the engine.
   });
   return client;
 }

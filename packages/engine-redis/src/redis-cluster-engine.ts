@@ -14,7 +14,7 @@ import type { StreamId } from '@streamcast/protocol';
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { topicKeys } from './keys';
-import { parseLive, redisClientOptions, toStored } from './redis-engine';
+import { parseLive, redisClientOptions, toStored, waitReady } from './redis-engine';
 
 /** A publish whose script would touch keys (or a channel) of two Cluster slots. */
 export class CrossSlotError extends Error {
@@ -191,7 +191,7 @@ export class RedisClusterEngine implements Engine {
   }
 
   async start(): Promise<void> {
-    if (this.client.status !== 'ready') await waitClusterReady(this.client);
+    if (this.client.status !== 'ready') await waitReady(this.client);
     if (!this.subscriberGroup()) {
       throw new Error('the cluster engine needs a Cluster client with shardedSubscribers: true');
     }
@@ -562,22 +562,6 @@ function subscribedChannels(sub: Redis): Set<string> {
   const set = (sub as unknown as { condition?: { subscriber?: { channels(kind: string): string[] } | false } })
     .condition?.subscriber;
   return new Set(set ? set.channels('ssubscribe') : []);
-}
-
-function waitClusterReady(cluster: Cluster): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (cluster.status === 'ready') return resolve();
-    const onReady = () => {
-      cluster.off('end', onEnd);
-      resolve();
-    };
-    const onEnd = () => {
-      cluster.off('ready', onReady);
-      reject(new Error('redis cluster connection ended before it was ready'));
-    };
-    cluster.once('ready', onReady);
-    cluster.once('end', onEnd);
-  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -11,7 +11,7 @@ import {
   type StoredEvent,
 } from '@streamcast/engine';
 import type { StreamId } from '@streamcast/protocol';
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { type Cluster, type RedisOptions } from 'ioredis';
 import { topicKeys, topicOfChannel } from './keys';
 
 export interface RedisEngineOptions {
@@ -311,21 +311,41 @@ export class RedisEngine implements Engine {
   }
 }
 
-export function waitReady(redis: Redis): Promise<void> {
+/**
+ * Resolves once the client is ready. Rejects if it ends first, or if Redis refuses its
+ * credentials (NOAUTH, WRONGPASS): retrying cannot fix those, so a process fails fast at start
+ * with Redis's own message instead of waiting for ever.
+ */
+export function waitReady(redis: Redis | Cluster): Promise<void> {
   return new Promise((resolve, reject) => {
     if (redis.status === 'ready') return resolve();
-    const onReady = () => {
+    const done = () => {
+      redis.off('ready', onReady);
       redis.off('end', onEnd);
+      redis.off('error', onError);
+    };
+    const onReady = () => {
+      done();
       resolve();
     };
     const onEnd = () => {
-      redis.off('ready', onReady);
+      done();
       reject(new Error('redis connection ended before it was ready'));
     };
-    redis.once('ready', onReady);
-    redis.once('end', onEnd);
+    const onError = (err: Error & { lastNodeError?: Error }) => {
+      // A Cluster reports why it could not load the slot map in lastNodeError.
+      const cause = err.lastNodeError ?? err;
+      if (!AUTH_ERROR.test(cause.message)) return;
+      done();
+      reject(cause);
+    };
+    redis.on('ready', onReady);
+    redis.on('end', onEnd);
+    redis.on('error', onError);
   });
 }
+
+const AUTH_ERROR = /^(NOAUTH|WRONGPASS)\b|invalid password|invalid username-password/i;
 
 export function toStored(topic: string, epoch: string, id: string, fields: string[]): StoredEvent {
   let event = 'message';

@@ -14,6 +14,8 @@ export interface TestRedisClusterOptions {
   replicas?: number;
   /** `cluster-node-timeout`: how long a dead master takes to be failed over. @default 1000 */
   nodeTimeoutMs?: number;
+  /** `requirepass` (and `masterauth`) of every node; redis-cli and connect() use it too. */
+  password?: string;
 }
 
 /** One line of CLUSTER NODES. */
@@ -38,6 +40,7 @@ export class TestRedisCluster {
     readonly dir: string,
     readonly nodes: RedisProcess[],
     readonly nodeTimeoutMs: number,
+    readonly password?: string,
   ) {}
 
   static async start(options: TestRedisClusterOptions = {}): Promise<TestRedisCluster> {
@@ -45,7 +48,8 @@ export class TestRedisCluster {
     const replicas = options.replicas ?? 1;
     const nodeTimeoutMs = options.nodeTimeoutMs ?? 1000;
     const dir = mkdtempSync(join(tmpdir(), 'streamcast-cluster-'));
-    const cluster = new TestRedisCluster(dir, [], nodeTimeoutMs);
+    const cluster = new TestRedisCluster(dir, [], nodeTimeoutMs, options.password);
+    const auth = options.password ? ['--requirepass', options.password, '--masterauth', options.password] : [];
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
         const nodeDir = join(dir, `node-${i}`);
@@ -63,11 +67,12 @@ export class TestRedisCluster {
               '--repl-diskless-sync-delay', '0',
               '--appendonly', 'yes',
               '--appendfsync', 'no',
+              ...auth,
             ],
           }),
         );
       }
-      await redisCli([
+      await cluster.redisCli([
         '--cluster', 'create',
         ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`),
         '--cluster-replicas', String(replicas),
@@ -98,7 +103,7 @@ export class TestRedisCluster {
 
   /** A plain connection to one node (the caller disconnects it). */
   connect(port: number): Redis {
-    return new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1 });
+    return new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1, password: this.password });
   }
 
   /** CLUSTER NODES as one live node sees it. */
@@ -180,7 +185,7 @@ export class TestRedisCluster {
     const from = nodes.find((n) => n.port === fromPort);
     const to = nodes.find((n) => n.port === toPort);
     if (!from || !to) throw new Error('reshard: unknown node');
-    await redisCli([
+    await this.redisCli([
       '--cluster', 'reshard', `127.0.0.1:${fromPort}`,
       '--cluster-from', from.id,
       '--cluster-to', to.id,
@@ -216,7 +221,7 @@ export class TestRedisCluster {
       for (;;) {
         const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 10)) as string[];
         if (keys.length === 0) break;
-        await source.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, 'KEYS', ...keys);
+        await source.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, ...(this.password ? ['AUTH', this.password] : []), 'KEYS', ...keys);
         if (pauseMs > 0) await sleep(pauseMs);
       }
       if (whileImporting) await whileImporting();
@@ -285,6 +290,11 @@ export class TestRedisCluster {
     return calculateSlot(key);
   }
 
+  /** redis-cli with the cluster's password (REDISCLI_AUTH: not on its command line). */
+  private redisCli(args: string[]): Promise<string> {
+    return redisCli(args, this.password);
+  }
+
   async stop(): Promise<void> {
     for (const node of this.nodes) await node.stop();
     rmSync(this.dir, { recursive: true, force: true });
@@ -316,9 +326,10 @@ export function parseClusterNodes(text: string): ClusterNodeInfo[] {
   return out;
 }
 
-function redisCli(args: string[]): Promise<string> {
+function redisCli(args: string[], password: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = password ? { ...process.env, REDISCLI_AUTH: password } : process.env;
+    const child = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
