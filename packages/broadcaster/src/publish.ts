@@ -1,7 +1,7 @@
 import type { Hub } from '@streamcast/hub';
 import {
-  BodyInvalid,
   DataMissing,
+  dataJson,
   NotReady,
   assertTopic,
   normalizeEventName,
@@ -34,8 +34,7 @@ export async function publishToHub(
   const eventName = normalizeEventName(event);
   if (data === undefined) throw new DataMissing();
   const privateFields = normalizePrivate(options.private, data);
-  const json = stringify(data);
-  if (json === undefined) throw new BodyInvalid('"data" is not a JSON value');
+  const json = dataJson(data);
   if (!hub.isReady()) throw new NotReady('the engine link is down');
   try {
     return await withTimeout(
@@ -45,19 +44,5 @@ export async function publishToHub(
     );
   } catch (err) {
     throw new NotReady((err as Error).message);
-  }
-}
-
-/**
- * JSON text of `data`. Nesting too deep for JSON.stringify (a hostile body of 20,000 `[`
- * parses, but overflows the stack here) is the client's fault: BODY_INVALID, not a 500.
- * Cycles and BigInt still throw as they are: a bug of the calling code.
- */
-function stringify(data: unknown): string | undefined {
-  try {
-    return JSON.stringify(data) as string | undefined;
-  } catch (err) {
-    if (err instanceof RangeError) throw new BodyInvalid('"data" is nested too deeply');
-    throw err;
   }
 }

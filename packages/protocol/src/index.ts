@@ -5,3 +5,4 @@ export * from './cursor';
 export * from './frame';
 export * from './timeout';
 export * from './private-fields';
+export * from './data';

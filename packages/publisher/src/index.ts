@@ -12,6 +12,7 @@ import { validateEvent } from '@streamcast/events';
 import type { Hub } from '@streamcast/hub';
 import {
   assertTopic,
+  dataJson,
   normalizeEventName,
   normalizePrivate,
   singleTopicCursor,
@@ -88,13 +89,13 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
         throw new PublishError(`invalid ${name} on ${topic}: ${(err as Error).message}`, 'BODY_INVALID');
       }
     }
-    let privateFields: string | undefined;
     try {
-      privateFields = normalizePrivate(privateSpec, data);
+      const privateFields = normalizePrivate(privateSpec, data);
+      return [name, dataJson(data), privateFields];
     } catch (err) {
+      if ((err as { code?: string }).code !== 'BODY_INVALID') throw err;
       throw new PublishError((err as Error).message, 'BODY_INVALID');
     }
-    return [name, JSON.stringify(data), privateFields];
   };
 
   if (options.hub) {
