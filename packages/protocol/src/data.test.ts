@@ -1,7 +1,6 @@
 import { MAX_DATA_DEPTH, dataJson } from './data';
 
-const nested = (depth: number, open = '[', close = ']') =>
-  JSON.parse(`${open.repeat(depth)}${close.repeat(depth)}`) as unknown;
+const nested = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`) as unknown;
 
 describe('dataJson', () => {
   it('returns the JSON text of any JSON value', () => {
