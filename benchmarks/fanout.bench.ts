@@ -143,7 +143,8 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
     `JSON.stringify per client. "saturated": the publisher keeps at most BENCH_WINDOW=${p.window} events ahead`,
     'of the slowest subscriber. Latency: publish call -> frame parsed by the client, for events sent while',
     'measuring; lost/dup: exact, from per-topic sequence numbers. "per server CPU-s": deliveries/s divided',
-    'by the server\'s CPU (the per-core figure); "others CPU": processes not started by the benchmark.',
+    'by the server\'s CPU (the per-core figure); "others CPU": processes not started by the benchmark;',
+    '"server RSS (peak)": the highest VmRSS of the server\'s processes while measuring, every 100 ms.',
   );
   return out.join('\n');
 }

@@ -8,8 +8,8 @@ import {
 } from '@streamcast/loadtest';
 import { sleep } from '@streamcast/testing';
 import type { BenchContext } from './context';
-import { CpuMeter, machineCpuSeconds, processesCpuSeconds } from './procs';
-import { int, ms, pct } from './report';
+import { CpuMeter, machineCpuSeconds, processesCpuSeconds, rssBytes } from './procs';
+import { int, mb, ms, pct } from './report';
 import type { ServerUnderTest } from './servers';
 
 /** One measured run of events through a server to its subscribers. */
@@ -42,6 +42,26 @@ export interface DeliveryRow {
   otherCpu: number;
   /** CPU of processes this benchmark did not start. */
   foreignCpu: number;
+  /** Highest RSS of the server process(es) while measuring (sampled every 100 ms), in bytes. */
+  rssPeak: number;
+}
+
+/** The server's RSS, sampled every 100 ms until stop(); stop() returns the highest seen. */
+function rssSampler(server: ServerUnderTest): { stop(): number } {
+  let peak = NaN;
+  const take = () => {
+    const rss = server.pids().reduce((sum, pid) => sum + rssBytes(pid), 0);
+    if (!(rss <= peak)) peak = rss;
+  };
+  take();
+  const timer = setInterval(take, 100);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      take();
+      return peak;
+    },
+  };
 }
 
 let runs = 0;
@@ -106,6 +126,7 @@ export async function measureDelivery(
   let serverShare = NaN;
   let otherShare = NaN;
   let foreignShare = NaN;
+  let rssPeak = NaN;
   publisher.start();
   try {
     // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
@@ -116,8 +137,10 @@ export async function measureDelivery(
     serverCpu.start();
     otherCpu.start();
     foreignCpu.start();
+    const rss = rssSampler(server);
     await sleep(run.seconds * 1000);
     last = await mark();
+    rssPeak = rss.stop();
     serverShare = serverCpu.stop();
     otherShare = otherCpu.stop();
     foreignShare = foreignCpu.stop();
@@ -153,6 +176,7 @@ export async function measureDelivery(
     serverCpu: serverShare,
     otherCpu: otherShare,
     foreignCpu: foreignShare,
+    rssPeak,
   };
   report.histogram.destroy();
   return row;
@@ -193,6 +217,7 @@ export const DELIVERY_HEAD = [
   'p50 ms',
   'p99 ms',
   'max ms',
+  'server RSS MB (peak)',
   'lost',
   'dup',
   'server CPU',
@@ -210,6 +235,7 @@ export function deliveryCells(r: DeliveryRow): string[] {
     ms(r.p50),
     ms(r.p99),
     ms(r.max),
+    mb(r.rssPeak),
     `${int(r.lost)}${r.dropped > 0 ? ` (${r.dropped} dropped)` : ''}${r.publishErrors > 0 ? ` (${r.publishErrors} publish errors)` : ''}`,
     int(r.duplicated),
     pct(r.serverCpu),
