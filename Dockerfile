@@ -1,7 +1,7 @@
 # One image for every process of the cluster: the gateway (default command), the producers and
 # the upload worker; docker-compose.yml gives each its command, the same as `npm run cluster`.
 #
-# The build stage compiles the workspaces (`npm run build`: tsc -b, see the README's "Build");
+# The build stage compiles the workspaces (`npm run build`: tsc -b, see docs/development.md, "Build");
 # the runtime stage holds the production install and the compiled dist/ folders only: no
 # TypeScript source, no typescript, no ts-node (devDependencies, omitted). Nothing else from
 # devDependencies, and not the test tooling workspace (packages/testing: testcontainers…),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run images:local`: every image docker-compose.yml needs, built on this machine without a
-# container registry (README, "Without a registry"), from Debian's packages and the npm registry:
+# container registry (docs/cluster.md, "Without a registry"), from Debian's packages and the npm registry:
 #
 #   streamcast/debian:bookworm-local   debootstrap --variant=minbase bookworm, then docker import
 #   streamcast/node:<major>-local      that base + the official Node binary (npm package

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A self-signed TLS certificate for local HTTPS (README, "HTTPS and HTTP/2"): <dir>/cert.pem and
+# A self-signed TLS certificate for local HTTPS (docs/cluster.md, "HTTPS and HTTP/2"): <dir>/cert.pem and
 # <dir>/key.pem, for localhost, 127.0.0.1 and ::1, valid 825 days. <dir> defaults to .certs at the
 # repository root (git-ignored: never commit a key). A pair already there is kept; delete it to make
 # a new one. `npm run make-cert [-- <dir>]`; `TLS=1 npm run cluster` runs it when the pair is missing.

@@ -18,7 +18,7 @@ import {
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /**
- * @streamcast/client (README, "Client library") in real headless Chromium, loaded as the plain
+ * @streamcast/client (docs/client.md, "Client library") in real headless Chromium, loaded as the plain
  * script every gateway serves (/streamcast-client.js), against real gateway processes: events
  * over SSE and over long polling, tokens that expire under a live subscription, `reset`,
  * reconnection with backoff after a non-200, and the fallback when SSE is blocked.

@@ -26,7 +26,7 @@ const LATE_CLIENTS = 50;
 const SEQ_TOPIC = 'compose-seq';
 const SEQ_INTERVAL_MS = 100;
 
-/** Seed routes and the event types each carries (README, "Routes of the seed's pages"). */
+/** Seed routes and the event types each carries (docs/api.md, "Routes of the seed's pages"). */
 const SEED_ROUTES: Record<string, string[]> = {
   '/api/events': ['message'],
   '/api/stocks/AAPL': ['priceUpdate'],

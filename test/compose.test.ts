@@ -266,9 +266,9 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
     expect(DEFAULT_CERT_DIR).toBe(join(ROOT, '.certs'));
     expect(overrideText).toContain('${TLS_CERT_FILE:-./.certs/cert.pem}');
     expect(overrideText).toContain('${TLS_KEY_FILE:-./.certs/key.pem}');
-    // Documented together (README, "HTTPS and HTTP/2").
-    const readme = read('README.md');
-    const section = readme.slice(readme.indexOf('### HTTPS and HTTP/2'));
+    // Documented together (docs/cluster.md, "HTTPS and HTTP/2").
+    const page = read('docs/cluster.md');
+    const section = page.slice(page.indexOf('### HTTPS and HTTP/2'));
     for (const name of CLUSTER_TLS_VARIABLES) expect(section).toMatch(new RegExp(`^\\| [^|]*\`${name}\``, 'm'));
     // Keys stay out of git and out of the image.
     expect(read('.gitignore').split('\n')).toContain('/.certs/');

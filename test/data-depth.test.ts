@@ -3,7 +3,7 @@ import { MAX_DATA_DEPTH } from '@streamcast/protocol';
 import { fetchJson, startGatewayProcess, testPrefix, testRedisUrl, type GatewayProcess } from '@streamcast/testing';
 
 /**
- * The fixed nesting limit of `data` (README, errors: BODY_INVALID), the same through every way to
+ * The fixed nesting limit of `data` (docs/api.md, "Error codes": BODY_INVALID), the same through every way to
  * publish (straight into Redis, and a gateway's POST /publish), and the same on every Node
  * version (CI runs this on 20, 24 and 26): at the limit stored, past it refused with nothing stored.
  */

@@ -10,7 +10,7 @@ import {
 } from '@streamcast/testing';
 
 /**
- * GET /poll, the long-polling fallback (README, "Long polling"): the same cursor, resume and
+ * GET /poll, the long-polling fallback (docs/client.md, "Long polling"): the same cursor, resume and
  * reset as a stream, as JSON batches, across two gateways on one Redis.
  */
 describe('long polling', () => {

@@ -9,7 +9,7 @@ import {
 } from '@streamcast/testing';
 
 /**
- * Private fields (README, "Private fields") through real gateways on one Redis with JWT auth:
+ * Private fields (docs/security.md, "Private fields") through real gateways on one Redis with JWT auth:
  * two audiences on one topic, live, in history replay on another gateway, and over long polling.
  * The private values must never appear in an unprivileged response's bytes.
  */

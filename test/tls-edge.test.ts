@@ -11,7 +11,7 @@ import { createParser } from 'eventsource-parser';
 import { MAKE_CERT, clusterEnv, startCluster, type Cluster, type ClusterOptions } from '../scripts/cluster';
 
 /**
- * HTTPS and HTTP/2 at the edge (README, "HTTPS and HTTP/2"), from real processes: 2 gateways on
+ * HTTPS and HTTP/2 at the edge (docs/cluster.md, "HTTPS and HTTP/2"), from real processes: 2 gateways on
  * the suite's Redis behind nginx from the shared template with TLS on, started by the code behind
  * `TLS=1 npm run cluster`, with a self-signed pair that scripts/make-cert.sh makes in a temporary
  * directory. A browser's streams share one HTTP/2 connection; nginx fans them out to the gateways

@@ -3,7 +3,7 @@
  * with every byte of stdout written.
  */
 
-/** Exit codes of both tools (documented in their --help and the README). */
+/** Exit codes of both tools (documented in their --help and docs/tools.md). */
 export const EXIT = {
   ok: 0,
   /** The target could not be reached, or refused (publish); the gateway refused for good (tail). */

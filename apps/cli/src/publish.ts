@@ -38,7 +38,7 @@ Standard input:
   One JSON object per line: {"topic": "<t>", "event": "<type>", "data": <any JSON>}. "topic"
   and "event" may be left out when given as arguments; "data" is required (it may be null).
   "private": {"fields": [...], "claim": "..."} (or a list) marks fields of "data" only
-  subscribers whose token carries the claim see (README, "Private fields").
+  subscribers whose token carries the claim see (docs/security.md, "Private fields").
   Blank lines are skipped. With --text, each line is the data, sent as a string, to <topic>.
   Events are published one after another, in input order, and each id is printed as it is
   stored. A bad line (not JSON, bad topic or event, refused by the gateway) is reported on
@@ -110,7 +110,7 @@ interface Draft {
   topic: string;
   event: string;
   data: unknown;
-  /** Fields only some subscribers see (README, "Private fields"). */
+  /** Fields only some subscribers see (docs/security.md, "Private fields"). */
   private?: unknown;
 }
 

@@ -41,7 +41,7 @@ const DEMO_EVENTS = [
   'newLike',
   'newComment',
 ];
-/** What each reset reason means for the events that follow (README, "reset"). */
+/** What each reset reason means for the events that follow (docs/api.md, "API"). */
 const RESET_REASONS = {
   'history-trimmed':
     'Events after the cursor were trimmed from history: these topics continue live from here, without them.',

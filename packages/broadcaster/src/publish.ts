@@ -12,7 +12,7 @@ import {
 export interface PublishOptions {
   /**
    * Fields of `data` (an object) only subscribers with a claim may see:
-   * `{"fields": ["email"], "claim": "staff"}` or a list of such groups (README, "Private fields").
+   * `{"fields": ["email"], "claim": "staff"}` or a list of such groups (docs/security.md, "Private fields").
    */
   private?: unknown;
 }

@@ -16,7 +16,7 @@ function wrapClientScript(cjs) {
     throw new Error('@streamcast/client must not import anything: it is served as one plain script');
   }
   return (
-    '/* @streamcast/client: defines the global Streamcast (README, "Client library") */\n' +
+    '/* @streamcast/client: defines the global Streamcast (docs/client.md, "Client library") */\n' +
     '(function (root) {\n' +
     "'use strict';\n" +
     'var exports = {};\n' +

@@ -128,7 +128,7 @@ const mediaTypes = (name: string, fallback: string) =>
 
 /**
  * Variables of upload receiving and processing: read by gateways (which receive, and without
- * Redis also process) and by the upload worker (see the README's "Uploads").
+ * Redis also process) and by the upload worker (see docs/producers.md, "Uploads").
  */
 export const uploadEnv = {
   UPLOAD_DIR: str(join(tmpdir(), 'streamcast-uploads')),
@@ -243,7 +243,7 @@ const trustProxy = z
     return items;
   });
 
-/** Variables of authentication, browser protections and limits (README, "Security"). */
+/** Variables of authentication, browser protections and limits (docs/security.md, "Security"). */
 export const securityEnv = {
   JWT_SECRET: jwtSecret,
   JWT_JWKS_URL: jwksUrl,
@@ -290,7 +290,7 @@ const webRoot = z
     return resolve(raw);
   });
 
-/** Variables of a gateway process (see the README's configuration table). */
+/** Variables of a gateway process (see the table in docs/configuration.md). */
 export const gatewayEnv = {
   ...engineEnv,
   PORT: int('PORT', 0, 65535, 3000),

@@ -110,7 +110,7 @@ interface Scripts {
   ): Promise<[string, string, Entry[]]>;
 }
 
-/** What ioredis keeps about its sharded subscribers (not public API: see the README). */
+/** What ioredis keeps about its sharded subscribers (not public API: see docs/reliability.md, "Redis Cluster"). */
 interface SubscriberGroup {
   getResponsibleSubscriber(slot: number): { getInstance(): Redis | null } | undefined;
 }

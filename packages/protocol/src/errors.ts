@@ -2,7 +2,7 @@ import createError from '@fastify/error';
 
 /**
  * Every error a client can see, with its stable code and HTTP status. A code never changes
- * meaning and is never reused; the README's error table lists each one (a test checks that).
+ * meaning and is never reused; the error table of docs/api.md lists each one (a test checks that).
  */
 export const TopicMissing = createError(
   'TOPIC_MISSING',

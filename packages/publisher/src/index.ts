@@ -28,7 +28,7 @@ export interface Publisher {
   readonly target: 'hub' | 'redis' | 'http';
   /**
    * Stores and fans out one event; resolves to its id (a single-topic cursor). `options.private`
-   * marks fields only some subscribers see (README, "Private fields").
+   * marks fields only some subscribers see (docs/security.md, "Private fields").
    */
   publish(topic: string, event: string, data: unknown, options?: { private?: unknown }): Promise<string>;
   close(): Promise<void>;

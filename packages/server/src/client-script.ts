@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 
-/** Where every gateway serves the browser client (README, "Client library"). */
+/** Where every gateway serves the browser client (docs/client.md, "Client library"). */
 export const CLIENT_SCRIPT_PATH = '/streamcast-client.js';
 
 /**
