@@ -4,7 +4,7 @@
 # The build stage compiles the workspaces (`npm run build`: tsc -b, see docs/development.md, "Build");
 # the runtime stage holds the production install and the compiled dist/ folders only: no
 # TypeScript source, no typescript, no ts-node (devDependencies, omitted). Nothing else from
-# devDependencies, and not the test tooling workspace (packages/testing: testcontainers…),
+# devDependencies, and not the tooling workspaces (packages/testing: testcontainers…; packages/local),
 # enters the image.
 
 # The official image by default; docker-compose.yml passes NODE_IMAGE (npm run images:local
@@ -21,7 +21,7 @@ RUN mkdir -p /out \
  && for f in packages/*/package.json apps/*/package.json; do \
       mkdir -p "/out/$(dirname "$f")" && cp "$f" "/out/$f"; \
     done \
- && rm -rf /out/packages/testing
+ && rm -rf /out/packages/testing /out/packages/local
 
 # The compiler's stage: the full install (typescript, @types), then `npm run build`; /dist gets
 # each workspace's dist/ (without tsc's .tsbuildinfo).

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
+import { canConnect, freePort, nginxPath, portIsFree, redisServerPath, sleep } from '@streamcast/local';
 
 /**
  * `npm run cluster`: the docker-compose topology from local processes, no Docker. A
@@ -13,6 +13,8 @@ import { join, resolve as resolvePath } from 'node:path';
  */
 
 const REPO_ROOT = join(__dirname, '..');
+
+export { nginxPath };
 
 /** The nginx template shared with docker-compose.yml. */
 export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.template');
@@ -120,20 +122,6 @@ export function localUpstreamServer(port: number, inRotation = true): string {
   return `server 127.0.0.1:${port} max_fails=1 fail_timeout=5s${inRotation ? '' : ' down'};`;
 }
 
-function which(name: string, fallbacks: string[] = []): string | undefined {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  const path = found.stdout.trim();
-  if (found.status === 0 && path) return path;
-  return fallbacks.find((p) => existsSync(p));
-}
-
-/** nginx from PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
-export function nginxPath(): string {
-  const path = process.env.NGINX_BIN || which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
-  if (!path) throw new Error('nginx is not installed: apt-get install nginx-light (or nginx), or set NGINX_BIN');
-  return path;
-}
-
 /** How nginx `version` (`1.22.1`, `1.28`) turns HTTP/2 on: `http2 on;` from 1.25.1, a `listen` parameter before. */
 export function http2StyleFor(version: string): NginxTls['http2'] {
   const [major = 0, minor = 0, patch = 0] = version.split('.').map(Number);
@@ -163,46 +151,6 @@ export function ensureSelfSignedCert(dir = DEFAULT_CERT_DIR): { certFile: string
   }
   return { certFile, keyFile };
 }
-
-function redisServerPath(): string {
-  const path = which('redis-server', ['/usr/bin/redis-server', '/usr/local/bin/redis-server']);
-  if (!path) throw new Error('redis-server is not installed: apt-get install redis-server, or set REDIS_URL');
-  return path;
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function waitUntil(
   check: () => Promise<boolean> | boolean,

@@ -1,17 +1,3 @@
-import { createServer } from 'node:net';
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
-}
+// Local-process helpers live in @streamcast/local (shared with scripts/cluster.ts); the tests
+// keep importing them from here.
+export { canConnect, freePort, nginxPath, portIsFree, redisServerPath, which } from '@streamcast/local';

@@ -1,9 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports';
+import { canConnect, freePort, redisServerPath } from './ports';
 import { sleep, waitFor } from './wait';
 
 /** A Redis for tests. `process` is set when this code started it and can kill or restart it. */
@@ -98,27 +97,6 @@ export class RedisProcess implements TestRedis {
       rmSync(join(this.dir, name), { recursive: true, force: true });
     }
   }
-}
-
-export function redisServerPath(): string {
-  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  const path = found.stdout.trim();
-  if (found.status !== 0 || !path) {
-    throw new Error('redis-server is not on PATH: install it (apt-get install redis-server) or set REDIS_URL');
-  }
-  return path;
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Loaded only when a Docker engine may be there: it is heavy, and most runs have none. */

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { FaultProxy } from './fault-proxy';
-import { freePort } from './ports';
-import { RedisProcess, canConnect, redisServerPath } from './redis';
+import { canConnect, freePort, redisServerPath } from './ports';
+import { RedisProcess } from './redis';
 import { waitFor } from './wait';
 
 export interface SentinelClusterOptions {

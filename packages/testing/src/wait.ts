@@ -1,3 +1,7 @@
+import { sleep } from '@streamcast/local';
+
+export { sleep };
+
 /** Polls `check` until it returns a truthy value; fails saying what it waited for. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
@@ -15,8 +19,4 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
