@@ -43,7 +43,9 @@ async function shardStats(redis: Redis): Promise<ShardStats> {
   const info = (await redis.info('all')) as string;
   const cmd = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(info);
   const evalCmd = /cmdstat_eval:calls=(\d+),usec=(\d+)/.exec(info);
-  const cpu = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const cpu =
+    Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0) +
+    Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
   return {
     calls: Number(cmd?.[1] ?? 0) + Number(evalCmd?.[1] ?? 0),
     usec: Number(cmd?.[2] ?? 0) + Number(evalCmd?.[2] ?? 0),
@@ -52,7 +54,13 @@ async function shardStats(redis: Redis): Promise<ShardStats> {
 }
 
 /** Publishes for `seconds` with `concurrency` in flight, round-robin over `topics`. */
-async function publishFor(engine: Engine, topics: string[], seconds: number, concurrency: number, data: string) {
+async function publishFor(
+  engine: Engine,
+  topics: string[],
+  seconds: number,
+  concurrency: number,
+  data: string,
+) {
   let count = 0;
   const until = Date.now() + seconds * 1000;
   const started = Date.now();
@@ -82,7 +90,7 @@ async function worstLatencyDuring(
   const acked = new Map<number, number>();
   let running = true;
   const producer = (async () => {
-    for (let seq = 0; running; ) {
+    for (let seq = 0; running;) {
       try {
         await hub.publish(topic, 'n', JSON.stringify({ seq }));
         acked.set(seq, Date.now());
@@ -95,7 +103,8 @@ async function worstLatencyDuring(
   })();
   const delivered = new Map<number, number>();
   const poll = setInterval(() => {
-    for (const d of sink.data<{ seq: number }>()) if (!delivered.has(d.seq)) delivered.set(d.seq, Date.now());
+    for (const d of sink.data<{ seq: number }>())
+      if (!delivered.has(d.seq)) delivered.set(d.seq, Date.now());
   }, 2);
   try {
     await sleep(300);
@@ -116,7 +125,8 @@ async function worstLatencyDuring(
   }
   const times = [...delivered.values()].sort((a, b) => a - b);
   let pause = 0;
-  for (let i = 1; i < times.length; i++) pause = Math.max(pause, (times[i] as number) - (times[i - 1] as number));
+  for (let i = 1; i < times.length; i++)
+    pause = Math.max(pause, (times[i] as number) - (times[i - 1] as number));
   return { worstMs: worst, pauseMs: pause };
 }
 
@@ -167,7 +177,11 @@ export async function runClusterBench(ctx: BenchContext): Promise<ClusterBenchRe
     },
   );
   const client = new Cluster(cluster.startupNodes, redisClusterOptions());
-  const engine = new RedisClusterEngine({ client, keyPrefix: `bc${Date.now()}`, probe: { intervalMs: 250, timeoutMs: 1500 } });
+  const engine = new RedisClusterEngine({
+    client,
+    keyPrefix: `bc${Date.now()}`,
+    probe: { intervalMs: 250, timeoutMs: 1500 },
+  });
   const hub = new Hub(engine, { heartbeatMs: 60_000 });
   await hub.start();
   const masters = await cluster.masters();
@@ -179,7 +193,9 @@ export async function runClusterBench(ctx: BenchContext): Promise<ClusterBenchRe
       }).length,
   );
   for (const m of masters) {
-    const t = topics.find((x) => m.slots.some(([a, b]) => TestRedisCluster.slotOf(x) >= a && TestRedisCluster.slotOf(x) <= b));
+    const t = topics.find((x) =>
+      m.slots.some(([a, b]) => TestRedisCluster.slotOf(x) >= a && TestRedisCluster.slotOf(x) <= b),
+    );
     if (t) await engine.publish(t, 'n', data); // loads the script on every master
   }
   const admins = masters.map((m) => cluster.connect(m.port));
@@ -210,7 +226,9 @@ export async function runClusterBench(ctx: BenchContext): Promise<ClusterBenchRe
   const slot = TestRedisCluster.slotOf(movedTopic);
   const owner = await cluster.masterOfSlot(slot);
   const target = masters.find((m) => m.port !== owner)?.port as number;
-  const migration = await worstLatencyDuring(hub, movedTopic, () => cluster.migrateSlot(slot, target, 20));
+  const migration = await worstLatencyDuring(hub, movedTopic, () =>
+    cluster.migrateSlot(slot, target, 20),
+  );
 
   process.stderr.write('bench cluster: gap repair after CLUSTER FAILOVER\n');
   const failTopic = 'bench-failover';
@@ -231,7 +249,15 @@ export function formatClusterBench(ctx: BenchContext, r: ClusterBenchResult): st
     `### Redis Cluster vs one Redis (BENCH_CLUSTER_SECONDS=${p.clusterSeconds}, BENCH_CLUSTER_TOPICS=${p.clusterTopics}, BENCH_CONCURRENCY=${p.concurrency})`,
     '',
     table(
-      ['target', 'publishes', 'publishes/s', 'shard', 'publishes on shard', 'script µs/publish', 'Redis CPU µs/publish'],
+      [
+        'target',
+        'publishes',
+        'publishes/s',
+        'shard',
+        'publishes on shard',
+        'script µs/publish',
+        'Redis CPU µs/publish',
+      ],
       r.rows.flatMap((row) =>
         row.shards.map((s, i) => [
           i === 0 ? row.target : '',

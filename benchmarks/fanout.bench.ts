@@ -46,7 +46,10 @@ export async function runDeliveryScenario(
   try {
     pool = await startClients(p.clientProcesses, server.port);
     const run = randomUUID().slice(0, 6);
-    const topics = Array.from({ length: scenario.topics }, (_, i) => `bench-${scenario.name}-${run}-${i}`);
+    const topics = Array.from(
+      { length: scenario.topics },
+      (_, i) => `bench-${scenario.name}-${run}-${i}`,
+    );
     await openAll(pool, specsFor(server, topics, scenario.subscribers), kind);
     target = server.target(topics, p.concurrency);
     const rows: DeliveryRow[] = [];
@@ -125,7 +128,9 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
   }
   const started = rows.find((r) => r.server === 'streamcast' && r.startupMs !== undefined);
   if (started?.startupMs !== undefined) {
-    out.push(`streamcast: ready ${int(started.startupMs)} ms after its start (gateway ${gatewayRunner()})`);
+    out.push(
+      `streamcast: ready ${int(started.startupMs)} ms after its start (gateway ${gatewayRunner()})`,
+    );
   }
   out.push(...ratioLines(rows, 'fan-out'));
   const missing = nchanMissing();

@@ -58,7 +58,11 @@ async function metrics(server: ServerUnderTest): Promise<Map<string, number>> {
   return out;
 }
 
-async function sample(server: ServerUnderTest, label: string, connections: number): Promise<IdleSample> {
+async function sample(
+  server: ServerUnderTest,
+  label: string,
+  connections: number,
+): Promise<IdleSample> {
   const rss = serverRss(server); // before the scrape allocates anything
   if (server.name !== 'streamcast') {
     // Nchan: no /metrics, no garbage collector.
@@ -89,7 +93,10 @@ async function sample(server: ServerUnderTest, label: string, connections: numbe
   };
 }
 
-export async function runIdle(ctx: BenchContext, kind: ServerKind = 'streamcast'): Promise<IdleResult> {
+export async function runIdle(
+  ctx: BenchContext,
+  kind: ServerKind = 'streamcast',
+): Promise<IdleResult> {
   const p = ctx.params;
   // The gateway holds one descriptor per connection, plus its own few dozen.
   const limit = openFileLimit();
@@ -99,7 +106,9 @@ export async function runIdle(ctx: BenchContext, kind: ServerKind = 'streamcast'
         `(ulimit -Hn, as root) or lower BENCH_IDLE_CONNECTIONS`,
     );
   }
-  log(`idle ${kind}: starting the server and ${p.idleConnections} connections over ${p.idleTopics} topics`);
+  log(
+    `idle ${kind}: starting the server and ${p.idleConnections} connections over ${p.idleTopics} topics`,
+  );
   const server = await startServer(kind, ctx.redis.url, { instrumented: true });
   let pool: ClientPool | undefined;
   try {
@@ -137,7 +146,9 @@ export async function runIdle(ctx: BenchContext, kind: ServerKind = 'streamcast'
         throw new Error(`only ${ready} of ${asked + n} idle connections are open`);
     }
     const rampSeconds = (performance.now() - started) / 1000;
-    log(`idle ${kind}: ${ready} connected in ${rampSeconds.toFixed(1)} s; idle for ${p.idleSeconds} s`);
+    log(
+      `idle ${kind}: ${ready} connected in ${rampSeconds.toFixed(1)} s; idle for ${p.idleSeconds} s`,
+    );
     await sleep(p.idleSeconds * 1000);
     samples.push(await sample(server, `${int(p.idleConnections)} idle connections`, ready));
     await pool.drop();
@@ -207,7 +218,9 @@ export function formatIdle(results: IdleResult[]): string {
   ];
   for (const result of results) {
     if (result.startupMs !== undefined) {
-      out.push(`${result.server}: ready ${int(result.startupMs)} ms after its start (gateway ${gatewayRunner()})`);
+      out.push(
+        `${result.server}: ready ${int(result.startupMs)} ms after its start (gateway ${gatewayRunner()})`,
+      );
     }
   }
   const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
@@ -229,12 +242,14 @@ export function formatIdle(results: IdleResult[]): string {
   const ours = results.find((r) => r.server === 'streamcast');
   const nchan = results.find((r) => r.server === 'nchan');
   if (ours && nchan) {
-    out.push(`idle: streamcast/Nchan RSS per connection ${(perConnection(ours) / perConnection(nchan)).toFixed(2)}x`);
+    out.push(
+      `idle: streamcast/Nchan RSS per connection ${(perConnection(ours) / perConnection(nchan)).toFixed(2)}x`,
+    );
   }
   const missing = nchanMissing();
   if (missing) out.push(missing);
   out.push(
-    'MB = 10^6 bytes. RSS = VmRSS (/proc/<pid>/status) of the server\'s processes (Nchan: master and',
+    "MB = 10^6 bytes. RSS = VmRSS (/proc/<pid>/status) of the server's processes (Nchan: master and",
     'worker), read first; the delta uses it. "after GC": 1 s after a full GC in the gateway (Nchan has none).',
   );
   return out.join('\n');

@@ -247,7 +247,8 @@ async function main(): Promise<number> {
     }
     const prefix = testPrefix();
     const env = { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'warn' };
-    for (let i = 0; i < params.gateways; i++) gateways.push(await startGatewayProcess(env, gatewayLaunch()));
+    for (let i = 0; i < params.gateways; i++)
+      gateways.push(await startGatewayProcess(env, gatewayLaunch()));
     const gatewayUrl = (i: number) => (gateways[i % gateways.length] as GatewayProcess).url;
 
     for (let i = 0; i < params.subscribers; i++) {

@@ -118,7 +118,8 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
       });
       ({ ready } = await pool.open(specs));
     }
-    if (ready < total) throw new Error(`only ${ready} of ${total} subscribers connected through the balancer`);
+    if (ready < total)
+      throw new Error(`only ${ready} of ${total} subscribers connected through the balancer`);
     const onKilled = await subscribersOn(victim);
     target = survivor.target(topics, p.concurrency);
     await pool.startRun(RUN);
@@ -155,7 +156,8 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
     } finally {
       await publisher.stop();
     }
-    if (!settled) log(`storm ${kind}: not every client resumed within ${STORM_TIMEOUT_MS / 1000} s`);
+    if (!settled)
+      log(`storm ${kind}: not every client resumed within ${STORM_TIMEOUT_MS / 1000} s`);
     await drain(pool, RUN, Math.floor(publisher.acked / topics.length), 15_000);
     const report = await pool.report();
     const { totals } = account(report.conns, publisher.ledgers);
@@ -175,14 +177,18 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
     const hit = report.conns.filter((c) => c.drops > 0 && c.lostAt >= killAt);
     const resumed = hit.filter((c) => c.resumedAt >= c.lostAt && c.open);
     const times = resumed.map((c) => c.resumedAt - killAt).sort((a, b) => a - b);
-    const at = (q: number) => (times.length ? (times[Math.min(times.length - 1, Math.floor(q * times.length))] as number) : NaN);
+    const at = (q: number) =>
+      times.length
+        ? (times[Math.min(times.length - 1, Math.floor(q * times.length))] as number)
+        : NaN;
     const row: StormRow = {
       server: kind,
       subscribers: total,
       onKilled,
       lostConnections: hit.length,
       resumed: resumed.length,
-      allResumedMs: resumed.length === hit.length && times.length ? (times[times.length - 1] as number) : NaN,
+      allResumedMs:
+        resumed.length === hit.length && times.length ? (times[times.length - 1] as number) : NaN,
       resumeP50Ms: at(0.5),
       resumeP99Ms: at(0.99),
       expected: totals.expected,
@@ -223,7 +229,12 @@ export async function runStorm(ctx: BenchContext): Promise<StormRow[]> {
 
 /** Every client resumed within 5 s, nothing lost or duplicated. */
 export function stormOk(row: StormRow): boolean {
-  return row.resumed === row.lostConnections && row.lost === 0 && row.duplicated === 0 && row.publishErrors === 0;
+  return (
+    row.resumed === row.lostConnections &&
+    row.lost === 0 &&
+    row.duplicated === 0 &&
+    row.publishErrors === 0
+  );
 }
 
 export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {

@@ -100,7 +100,8 @@ export function formatThroughput(ctx: BenchContext, rows: ThroughputRow[]): stri
   const ours = rows.find((r) => r.server === 'streamcast');
   const nchan = rows.find((r) => r.server === 'nchan');
   if (ours && nchan) {
-    const perCore = ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+    const perCore =
+      ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
     out.push(
       `throughput: streamcast/Nchan deliveries/s ${(ours.deliveriesPerSec / nchan.deliveriesPerSec).toFixed(2)}x, ` +
         `per server CPU-second ${perCore.toFixed(2)}x; events lost: streamcast ${int(ours.lost)}, Nchan ${int(nchan.lost)}`,
@@ -110,11 +111,13 @@ export function formatThroughput(ctx: BenchContext, rows: ThroughputRow[]): stri
   if (missing) out.push(missing);
   out.push(...foreignWarning(rows));
   for (const r of rows.filter((row) => !throughputOk(row))) {
-    out.push(`FAILED: ${r.server}: ${r.lost} events lost, ${r.duplicated} duplicated, ${r.publishErrors} publish errors`);
+    out.push(
+      `FAILED: ${r.server}: ${r.lost} events lost, ${r.duplicated} duplicated, ${r.publishErrors} publish errors`,
+    );
   }
   out.push(
     'lost: events published (acknowledged) that a subscriber never got, exact; reconnects: streams the server',
-    'closed that the client resumed (Last-Event-ID); slow-client disconnects and resets: the gateway\'s /metrics.',
+    "closed that the client resumed (Last-Event-ID); slow-client disconnects and resets: the gateway's /metrics.",
   );
   return out.join('\n');
 }

@@ -47,7 +47,9 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
   if (missing) out.push(missing);
   out.push(...foreignWarning(rows));
   for (const r of rows.filter((row) => !deliveryOk(row))) {
-    out.push(`FAILED: ${r.server} ${r.load}: ${r.lost} events lost, ${r.duplicated} duplicated, ${r.dropped} dropped`);
+    out.push(
+      `FAILED: ${r.server} ${r.load}: ${r.lost} events lost, ${r.duplicated} duplicated, ${r.dropped} dropped`,
+    );
   }
   out.push(
     `"saturated": at most BENCH_WINDOW=${p.window} events per topic ahead of the slowest subscriber;`,

@@ -1,9 +1,25 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
-import { canConnect, freePort, nginxPath, portIsFree, redisServerPath, sleep } from '@streamcast/local';
+import {
+  canConnect,
+  freePort,
+  nginxPath,
+  portIsFree,
+  redisServerPath,
+  sleep,
+} from '@streamcast/local';
 
 /**
  * `npm run cluster`: the docker-compose topology from local processes, no Docker. A
@@ -41,7 +57,13 @@ export function nodeArgs(name: ClusterProcessName, runFrom: RunFrom): string[] {
   const [, script, ...rest] = clusterCommands[name];
   if (runFrom === 'dist') return [script, ...rest];
   const source = script.replace('/dist/', '/src/').replace(/\.js$/, '.ts');
-  return ['--conditions=streamcast-source', '-r', 'ts-node/register/transpile-only', source, ...rest];
+  return [
+    '--conditions=streamcast-source',
+    '-r',
+    'ts-node/register/transpile-only',
+    source,
+    ...rest,
+  ];
 }
 
 export type ClusterProcessName = keyof typeof clusterCommands;
@@ -72,7 +94,10 @@ export interface NginxValues {
  * Fills the template's `${STREAMCAST_*}` placeholders (what envsubst does in the nginx image);
  * fails on one it does not know, so the template and its two users cannot drift apart.
  */
-export function renderNginxConfig(values: NginxValues, template = readFileSync(NGINX_TEMPLATE, 'utf8')): string {
+export function renderNginxConfig(
+  values: NginxValues,
+  template = readFileSync(NGINX_TEMPLATE, 'utf8'),
+): string {
   const fill: Record<string, string> = {
     STREAMCAST_LISTEN: values.listen,
     STREAMCAST_RESOLVER: values.resolver || '# no resolver: a static list of gateways',
@@ -82,7 +107,8 @@ export function renderNginxConfig(values: NginxValues, template = readFileSync(N
     STREAMCAST_HTTPS_PORT: String(values.httpsPort ?? ''),
     STREAMCAST_HSTS_MAX_AGE: String(values.hstsMaxAge ?? 0),
   };
-  if (!values.tls && fill.STREAMCAST_HTTPS_PORT) throw new Error('nginx: an HTTPS port to redirect to, but no TLS');
+  if (!values.tls && fill.STREAMCAST_HTTPS_PORT)
+    throw new Error('nginx: an HTTPS port to redirect to, but no TLS');
   return template.replace(/\$\{(STREAMCAST_[A-Z0-9_]+)\}/g, (_, name: string) => {
     const value = fill[name];
     if (value === undefined) throw new Error(`${NGINX_TEMPLATE}: unknown placeholder \${${name}}`);
@@ -106,7 +132,8 @@ export interface NginxTls {
 /** The STREAMCAST_TLS directives: the HTTPS listener with HTTP/2, the certificate and key. */
 export function nginxTlsDirectives(tls: NginxTls, separator = '\n        '): string {
   const path = (file: string) => {
-    if (/["$\\\n]/.test(file)) throw new Error(`nginx: unusable certificate path ${JSON.stringify(file)}`);
+    if (/["$\\\n]/.test(file))
+      throw new Error(`nginx: unusable certificate path ${JSON.stringify(file)}`);
     return `"${file}"`;
   };
   return [
@@ -142,12 +169,16 @@ export const DEFAULT_CERT_DIR = join(REPO_ROOT, '.certs');
 export const MAKE_CERT = join(REPO_ROOT, 'scripts', 'make-cert.sh');
 
 /** `dir`/cert.pem and `dir`/key.pem, made by scripts/make-cert.sh when either is missing. */
-export function ensureSelfSignedCert(dir = DEFAULT_CERT_DIR): { certFile: string; keyFile: string } {
+export function ensureSelfSignedCert(dir = DEFAULT_CERT_DIR): {
+  certFile: string;
+  keyFile: string;
+} {
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   if (!existsSync(certFile) || !existsSync(keyFile)) {
     const made = spawnSync('bash', [MAKE_CERT, dir], { encoding: 'utf8' });
-    if (made.status !== 0) throw new Error(`cluster: ${MAKE_CERT} ${dir} failed:\n${made.stderr}${made.stdout}`);
+    if (made.status !== 0)
+      throw new Error(`cluster: ${MAKE_CERT} ${dir} failed:\n${made.stderr}${made.stdout}`);
   }
   return { certFile, keyFile };
 }
@@ -162,7 +193,9 @@ async function waitUntil(
   while (!(await check())) {
     if (Date.now() > deadline) {
       const detail = why?.();
-      throw new Error(`cluster: timed out after ${timeoutMs} ms waiting for ${what}${detail ? `:\n${detail}` : ''}`);
+      throw new Error(
+        `cluster: timed out after ${timeoutMs} ms waiting for ${what}${detail ? `:\n${detail}` : ''}`,
+      );
     }
     await sleep(50);
   }
@@ -171,10 +204,13 @@ async function waitUntil(
 /** GET https://127.0.0.1:`port``path` answers 200 (any certificate: it is ours). */
 function answersHttps(port: number, path = '/healthz'): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.once('error', () => resolve(false));
     req.once('timeout', () => req.destroy());
     req.end();
@@ -263,7 +299,13 @@ class Child {
 }
 
 /** The balancer's HTTPS settings: `npm run cluster` and docker-compose.tls.yml read the same. */
-export const CLUSTER_TLS_VARIABLES = ['TLS', 'TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_PORT', 'HSTS_MAX_AGE'] as const;
+export const CLUSTER_TLS_VARIABLES = [
+  'TLS',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  'TLS_PORT',
+  'HSTS_MAX_AGE',
+] as const;
 
 export interface ClusterTlsOptions {
   /**
@@ -335,7 +377,8 @@ export interface Cluster {
   readonly httpUrl: string;
   readonly port: number;
   /** With TLS: the HTTPS port, and the certificate and key nginx serves. */
-  readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly tls:
+    { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
   /** Redis (with a Redis Cluster: one of its nodes). */
   readonly redisUrl: string;
   /** With `redisCluster`: the REDIS_CLUSTER_NODES every process got. */
@@ -378,19 +421,29 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     gatewayPorts = [...picked].slice(1);
   }
   gatewayPorts ??= [...Array(count).keys()].map((i) => port + 1 + i);
-  if (gatewayPorts.length !== count) throw new Error(`cluster: ${count} gateways but ${gatewayPorts.length} ports`);
+  if (gatewayPorts.length !== count)
+    throw new Error(`cluster: ${count} gateways but ${gatewayPorts.length} ports`);
   let tls: { port: number; certFile: string; keyFile: string; hstsMaxAge: number } | undefined;
   if (options.tls) {
     // Relative paths from the working directory, the repository's under npm run (as compose's).
-    const [certFile, keyFile] = [options.tls.certFile, options.tls.keyFile].map((f) => f && resolvePath(f));
+    const [certFile, keyFile] = [options.tls.certFile, options.tls.keyFile].map(
+      (f) => f && resolvePath(f),
+    );
     const { certDir } = options.tls;
-    if (!certFile !== !keyFile) throw new Error('cluster: TLS needs both a certificate and its key (TLS_CERT_FILE, TLS_KEY_FILE)');
+    if (!certFile !== !keyFile)
+      throw new Error(
+        'cluster: TLS needs both a certificate and its key (TLS_CERT_FILE, TLS_KEY_FILE)',
+      );
     for (const file of [certFile, keyFile]) {
-      if (file && !existsSync(file)) throw new Error(`cluster: ${file} does not exist (npm run make-cert makes a self-signed pair)`);
+      if (file && !existsSync(file))
+        throw new Error(
+          `cluster: ${file} does not exist (npm run make-cert makes a self-signed pair)`,
+        );
     }
     let tlsPort = options.tls.port ?? (options.port === 0 ? 0 : 8443);
     while (tlsPort === 0 || tlsPort === port || gatewayPorts.includes(tlsPort)) {
-      if (options.tls.port) throw new Error(`cluster: TLS_PORT ${tlsPort} is also the balancer's or a gateway's port`);
+      if (options.tls.port)
+        throw new Error(`cluster: TLS_PORT ${tlsPort} is also the balancer's or a gateway's port`);
       tlsPort = await freePort();
     }
     tls = {
@@ -401,7 +454,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
   for (const p of [port, ...gatewayPorts, ...(tls ? [tls.port] : [])]) {
     if (!(await portIsFree(p))) {
-      throw new Error(`cluster: port ${p} on 127.0.0.1 is in use (set PORT${tls ? ' or TLS_PORT' : ''} to move the cluster)`);
+      throw new Error(
+        `cluster: port ${p} on 127.0.0.1 is in use (set PORT${tls ? ' or TLS_PORT' : ''} to move the cluster)`,
+      );
     }
   }
   const nginxBin = nginxPath();
@@ -411,7 +466,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   // nginx's workers run as another user when started as root: they must reach the prefix.
   chmodSync(dir, 0o755);
   const children: Child[] = [];
-  const spawnChild = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, detached = false) => {
+  const spawnChild = (
+    name: string,
+    command: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    detached = false,
+  ) => {
     const child = new Child(
       name,
       spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached }),
@@ -430,8 +491,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   let redis: Child | undefined;
   let nginx: Child | undefined;
   let stopped = false;
-  const gateways: Array<{ name: string; port: number; url: string; child?: Child; inRotation: boolean }> =
-    gatewayPorts.map((p, i) => ({ name: `gateway-${i + 1}`, port: p, url: `http://127.0.0.1:${p}`, inRotation: true }));
+  const gateways: Array<{
+    name: string;
+    port: number;
+    url: string;
+    child?: Child;
+    inRotation: boolean;
+  }> = gatewayPorts.map((p, i) => ({
+    name: `gateway-${i + 1}`,
+    port: p,
+    url: `http://127.0.0.1:${p}`,
+    inRotation: true,
+  }));
 
   // Whatever ends this process (a crash, process.exit), nothing it started outlives it.
   const killAll = () => {
@@ -448,9 +519,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await nginx?.stop('SIGTERM');
     const publishers = children.filter((c) => c.name === 'producers' || c.name === 'upload-worker');
     await Promise.all(publishers.map((c) => c.stop('SIGTERM')));
-    await Promise.all(gateways.map((g) => g.child?.stop('SIGINT')));
+    await Promise.all(gateways.flatMap((g) => (g.child ? [g.child.stop('SIGINT')] : [])));
     await redis?.stop('SIGTERM');
-    await Promise.all(children.filter((c) => c.name.startsWith('redis-')).map((c) => c.stop('SIGTERM')));
+    await Promise.all(
+      children.filter((c) => c.name.startsWith('redis-')).map((c) => c.stop('SIGTERM')),
+    );
     await Promise.all(children.map((c) => c.stop('SIGKILL')));
     rmSync(dir, { recursive: true, force: true });
   };
@@ -469,15 +542,36 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       redis = spawnChild(
         'redis',
         redisServerPath(),
-        ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', data, '--appendonly', 'yes',
-          '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning'],
+        [
+          '--port',
+          String(redisPort),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          data,
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'everysec',
+          '--save',
+          '',
+          '--daemonize',
+          'no',
+          '--loglevel',
+          'warning',
+        ],
         { PATH: baseEnv.PATH ?? '' },
         // Its own process group: Ctrl-C at a terminal reaches every other process at once, and
         // Redis must outlive the gateways' shutdown (stop() ends it last).
         true,
       );
       const r = redis;
-      await waitUntil(() => canConnect(redisPort), `redis-server on port ${redisPort}`, readyTimeoutMs, () => r.output());
+      await waitUntil(
+        () => canConnect(redisPort),
+        `redis-server on port ${redisPort}`,
+        readyTimeoutMs,
+        () => r.output(),
+      );
       redisUrl = `redis://127.0.0.1:${redisPort}`;
     }
     const url = redisUrl;
@@ -494,7 +588,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     };
 
     const startGatewayChild = async (g: (typeof gateways)[number]) => {
-      if (!(await portIsFree(g.port))) throw new Error(`cluster: port ${g.port} of ${g.name} is in use`);
+      if (!(await portIsFree(g.port)))
+        throw new Error(`cluster: port ${g.port} of ${g.name} is in use`);
       const child = spawnChild(g.name, process.execPath, nodeArgs('gateway', runFrom), {
         // nginx connects from loopback: trust its X-Forwarded-For, so per-IP limits and the
         // loopback-only publish rule see the real client (API.md, "Publishing").
@@ -507,7 +602,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       g.child = child;
       await waitUntil(
         async () => {
-          if (!child.running) throw new Error(`cluster: ${g.name} exited with ${child.exitCode}:\n${child.output()}`);
+          if (!child.running)
+            throw new Error(`cluster: ${g.name} exited with ${child.exitCode}:\n${child.output()}`);
           return answers(`${g.url}/readyz`);
         },
         `${g.name} ready on port ${g.port}`,
@@ -528,7 +624,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           // A file: nginx cannot open /dev/stdout when it is a socket, as Node's pipes are.
           accessLog: 'access.log streamcast',
           ...(tls && {
-            tls: nginxTlsDirectives({ listen: `127.0.0.1:${tls.port}`, certFile: tls.certFile, keyFile: tls.keyFile, http2 }),
+            tls: nginxTlsDirectives({
+              listen: `127.0.0.1:${tls.port}`,
+              certFile: tls.certFile,
+              keyFile: tls.keyFile,
+              http2,
+            }),
             httpsPort: tls.port,
             hstsMaxAge: tls.hstsMaxAge,
           }),
@@ -537,8 +638,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     writeConf();
     const nginxArgs = ['-e', 'stderr', '-p', `${dir}/`, '-c', confPath];
     const check = spawnSync(nginxBin, ['-t', '-q', ...nginxArgs], { encoding: 'utf8' });
-    if (check.status !== 0) throw new Error(`cluster: nginx -t refused ${confPath}:\n${check.stderr}`);
-    nginx = spawnChild('nginx', nginxBin, [...nginxArgs, '-g', 'daemon off;'], { PATH: baseEnv.PATH ?? '' });
+    if (check.status !== 0)
+      throw new Error(`cluster: nginx -t refused ${confPath}:\n${check.stderr}`);
+    nginx = spawnChild('nginx', nginxBin, [...nginxArgs, '-g', 'daemon off;'], {
+      PATH: baseEnv.PATH ?? '',
+    });
     const n = nginx;
     await waitUntil(
       async () => {
@@ -563,7 +667,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await sleep(1000);
         return;
       }
-      const before = new Set(nginxWorkers(master).filter((w) => !w.exiting).map((w) => w.pid));
+      const before = new Set(
+        nginxWorkers(master)
+          .filter((w) => !w.exiting)
+          .map((w) => w.pid),
+      );
       n.signal('SIGHUP');
       // Reloaded once every worker serving new connections is a new one. The old ones keep
       // their open streams until those end (no worker_shutdown_timeout: they are not cut).
@@ -614,7 +722,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       killGateway: async (index) => {
         await gatewayAt(index).child?.stop('SIGKILL');
       },
-      stopGateway: async (index) => (await gatewayAt(index).child?.stop('SIGTERM', 120_000)) ?? null,
+      stopGateway: async (index) =>
+        (await gatewayAt(index).child?.stop('SIGTERM', 120_000)) ?? null,
       startGateway: async (index) => {
         const g = gatewayAt(index);
         if (g.child?.running) throw new Error(`cluster: ${g.name} is running`);
@@ -633,7 +742,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       },
       restartGateway: async (index) => {
         const code = await cluster.drainGateway(index);
-        if (code !== 0) throw new Error(`cluster: ${gatewayAt(index).name} exited with ${code} on SIGTERM`);
+        if (code !== 0)
+          throw new Error(`cluster: ${gatewayAt(index).name} exited with ${code} on SIGTERM`);
         await cluster.startGateway(index);
       },
       stop,
@@ -652,7 +762,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
  */
 async function startRedisCluster(
   dir: string,
-  spawnChild: (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, detached?: boolean) => Child,
+  spawnChild: (
+    name: string,
+    command: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    detached?: boolean,
+  ) => Child,
   baseEnv: NodeJS.ProcessEnv,
   readyTimeoutMs: number,
 ): Promise<string> {
@@ -664,24 +780,59 @@ async function startRedisCluster(
     const child = spawnChild(
       `redis-${i + 1}`,
       redisServerPath(),
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--appendonly', 'yes',
-        '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning',
-        '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        data,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'everysec',
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        '--loglevel',
+        'warning',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '5000',
+      ],
       { PATH: baseEnv.PATH ?? '' },
       true,
     );
-    await waitUntil(() => canConnect(port), `redis-server on port ${port}`, readyTimeoutMs, () => child.output());
+    await waitUntil(
+      () => canConnect(port),
+      `redis-server on port ${port}`,
+      readyTimeoutMs,
+      () => child.output(),
+    );
     ports.push(port);
   }
   const nodes = ports.map((p) => `127.0.0.1:${p}`);
-  const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], {
-    encoding: 'utf8',
-  });
-  if (created.status !== 0) throw new Error(`cluster: redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`);
+  const created = spawnSync(
+    'redis-cli',
+    ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (created.status !== 0)
+    throw new Error(
+      `cluster: redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`,
+    );
   await waitUntil(
     () =>
       ports.every((p) =>
-        /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout),
+        /cluster_state:ok/.test(
+          spawnSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).stdout,
+        ),
       ),
     'the Redis Cluster (cluster_state:ok on every node)',
     readyTimeoutMs,
@@ -727,11 +878,16 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): ClusterSetting
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
     if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
-      throw new Error(`config: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`);
+      throw new Error(
+        `config: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`,
+      );
     }
     return value;
   };
-  const settings: ClusterSettings = { port: int('PORT', 1, 65535 - 64, 8080), gateways: int('GATEWAYS', 1, 64, 3) };
+  const settings: ClusterSettings = {
+    port: int('PORT', 1, 65535 - 64, 8080),
+    gateways: int('GATEWAYS', 1, 64, 3),
+  };
   const redisCluster = env.REDIS_CLUSTER ?? '';
   if (!['', '0', '1'].includes(redisCluster)) {
     throw new Error(`config: REDIS_CLUSTER must be 0 or 1 (got ${JSON.stringify(redisCluster)})`);
@@ -740,14 +896,18 @@ export function clusterEnv(env: NodeJS.ProcessEnv = process.env): ClusterSetting
   const certFile = env.TLS_CERT_FILE || undefined;
   const keyFile = env.TLS_KEY_FILE || undefined;
   if (!certFile !== !keyFile) {
-    throw new Error(`config: TLS_CERT_FILE and TLS_KEY_FILE go together (got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'})`);
+    throw new Error(
+      `config: TLS_CERT_FILE and TLS_KEY_FILE go together (got only ${certFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'})`,
+    );
   }
   const flag = env.TLS ?? '';
-  if (!['', '0', '1'].includes(flag)) throw new Error(`config: TLS must be 0 or 1 (got ${JSON.stringify(flag)})`);
+  if (!['', '0', '1'].includes(flag))
+    throw new Error(`config: TLS must be 0 or 1 (got ${JSON.stringify(flag)})`);
   const tlsPort = int('TLS_PORT', 1, 65535, 8443);
   const hstsMaxAge = int('HSTS_MAX_AGE', 0, 2 ** 31 - 1, 0);
   // On with TLS=1, or when a certificate is given (unless TLS=0).
-  if (flag === '1' || (flag === '' && certFile)) settings.tls = { certFile, keyFile, port: tlsPort, hstsMaxAge };
+  if (flag === '1' || (flag === '' && certFile))
+    settings.tls = { certFile, keyFile, port: tlsPort, hstsMaxAge };
   return settings;
 }
 
@@ -760,7 +920,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const width = 'upload-worker'.length;
-  const print = (name: string, line: string) => process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
+  const print = (name: string, line: string) =>
+    process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
   let cluster: Cluster | undefined;
   let stopping = false;
   const stop = (code: number) => {
@@ -784,10 +945,16 @@ async function main(): Promise<void> {
       print(name, `exited with ${code} (not restarted)`);
       // Without the balancer or Redis there is no cluster; a gateway may die (that is failover).
       if (name === 'nginx' || name === 'redis') stop(1);
-      if (name.startsWith('redis-')) print(name, 'a Redis Cluster node is down: its replica takes over after cluster-node-timeout');
+      if (name.startsWith('redis-'))
+        print(
+          name,
+          'a Redis Cluster node is down: its replica takes over after cluster-node-timeout',
+        );
     },
   });
-  const worker = hasUploadWorker() ? ', upload worker' : ' (no upload worker yet: apps/upload-worker/src/main.ts is missing)';
+  const worker = hasUploadWorker()
+    ? ', upload worker'
+    : ' (no upload worker yet: apps/upload-worker/src/main.ts is missing)';
   const tls = cluster.tls;
   process.stdout.write(
     [
@@ -796,7 +963,9 @@ async function main(): Promise<void> {
       `  nginx      ${cluster.url} -> ${cluster.gateways.map((g) => g.port).join(', ')}` +
         ` (least_conn; config ${join(cluster.dir, 'nginx.conf')})`,
       ...(tls
-        ? [`  https      HTTP/2, certificate ${tls.certFile}; ${cluster.httpUrl} redirects to ${cluster.url}`]
+        ? [
+            `  https      HTTP/2, certificate ${tls.certFile}; ${cluster.httpUrl} redirects to ${cluster.url}`,
+          ]
         : []),
       `  gateways   ${cluster.gateways.map((g) => `${g.name} ${g.url}`).join(', ')}`,
       cluster.redisClusterNodes

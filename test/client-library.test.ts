@@ -76,15 +76,25 @@ async function openClientPage(
   const errors: string[] = [];
   page.on('request', (request) => {
     const url = new URL(request.url());
-    requests.push({ url: request.url(), path: url.pathname, time: Date.now(), headers: request.headers() });
+    requests.push({
+      url: request.url(),
+      path: url.pathname,
+      time: Date.now(),
+      headers: request.headers(),
+    });
   });
   page.on('response', (response) => {
-    const seen = [...requests].reverse().find((r) => r.url === response.url() && r.status === undefined);
+    const seen = [...requests]
+      .reverse()
+      .find((r) => r.url === response.url() && r.status === undefined);
     if (seen) seen.status = response.status();
   });
   page.on('console', (message) => {
     // The browser logs refused requests (401, 503, 403) itself: expected here.
-    if (message.type() === 'error' && !/Failed to load resource|EventSource|net::ERR_/.test(message.text())) {
+    if (
+      message.type() === 'error' &&
+      !/Failed to load resource|EventSource|net::ERR_/.test(message.text())
+    ) {
       errors.push(`console.error: ${message.text()}`);
     }
   });
@@ -183,7 +193,8 @@ async function until(
 }
 
 const numbers = (events: Delivered[]) => events.map((e) => e.data?.n as number);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Publishes {n: 1}, {n: 2}, … every `everyMs` until stopped; resolves to the count published. */
 function publishContinuously(
@@ -235,7 +246,9 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     const body = await res.text();
     expect(body).toContain('root.Streamcast = exports');
     expect(body).not.toMatch(/\brequire\(/);
-    const again = await fetch(`${gateway.url}/streamcast-client.js`, { headers: { 'if-none-match': etag! } });
+    const again = await fetch(`${gateway.url}/streamcast-client.js`, {
+      headers: { 'if-none-match': etag! },
+    });
     expect(again.status).toBe(304);
     expect(await again.text()).toBe('');
   });
@@ -246,18 +259,25 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     await startClient(page, { topics: [topic], types: ['tick', 'message'] });
     await until(page, (s) => s.state === 'open', 'the client to open');
     const ids: string[] = [];
-    for (const n of range(1, 5)) ids.push(await publishHttp(gateway.url, topic, 'tick', { n, text: `n=${n}` }));
+    for (const n of range(1, 5))
+      ids.push(await publishHttp(gateway.url, topic, 'tick', { n, text: `n=${n}` }));
     ids.push(await publishHttp(gateway.url, topic, undefined, { n: 6 })); // untyped: "message"
     let seen = await until(page, (s) => s.events.length >= 6, 'six events');
     expect(numbers(seen.events)).toEqual(range(1, 6));
-    expect(seen.events[0]).toEqual({ data: { n: 1, text: 'n=1' }, meta: { id: ids[0], event: 'tick', topic } });
+    expect(seen.events[0]).toEqual({
+      data: { n: 1, text: 'n=1' },
+      meta: { id: ids[0], event: 'tick', topic },
+    });
     expect(seen.events[5]!.meta).toEqual({ id: ids[5], event: 'message', topic });
     expect(seen.events.map((e) => e.meta.id)).toEqual(ids);
     expect(seen.lastEventId).toBe(ids[5]);
     expect(seen.transport).toBe('sse');
 
     // Across the gateway's lifetime closes (every 2.4-3 s) EventSource resumes by itself.
-    const publisher = publishContinuously((n) => publishHttp(gateway.url, topic, 'tick', { n: n + 6 }), 50);
+    const publisher = publishContinuously(
+      (n) => publishHttp(gateway.url, topic, 'tick', { n: n + 6 }),
+      50,
+    );
     await sleep(7000);
     const last = (await publisher.stop()) + 6;
     seen = await until(page, (s) => s.events.length >= last, `${last} events`);
@@ -279,7 +299,8 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     await startClient(page, { topics: [b, a], types: ['tick'] });
     await until(page, (s) => s.state === 'open', 'the client to open');
     const order = [a, b, b, a, b];
-    for (const [i, topic] of order.entries()) await publishHttp(gateway.url, topic, 'tick', { n: i + 1 });
+    for (const [i, topic] of order.entries())
+      await publishHttp(gateway.url, topic, 'tick', { n: i + 1 });
     const seen = await until(page, (s) => s.events.length >= order.length, 'five events');
     expect(seen.events.map((e) => e.meta.topic)).toEqual(order);
     expect(seen.events.every((e) => CURSOR_RE.test(e.meta.id))).toBe(true);
@@ -288,7 +309,11 @@ describe('@streamcast/client on one gateway (Redis)', () => {
 
   for (const transport of ['sse', 'poll'] as const) {
     it(`1c. resumes a page that changed its topics with its cursor: each position on its own topic (${transport})`, async () => {
-      const [x, y, z] = ['x', 'y', 'z'].map((t) => `cl-set-${transport}-${t}-${testPrefix()}`) as [string, string, string];
+      const [x, y, z] = ['x', 'y', 'z'].map((t) => `cl-set-${transport}-${t}-${testPrefix()}`) as [
+        string,
+        string,
+        string,
+      ];
       const first = await openClientPage(gateway.url);
       await startClient(first.page, { topics: [x, y], types: ['tick'], transport });
       await until(first.page, (s) => s.state === 'open', 'the first client to open');
@@ -297,11 +322,21 @@ describe('@streamcast/client on one gateway (Redis)', () => {
       const before = await until(first.page, (s) => s.events.length >= 2, 'two events');
       await first.page.evaluate(() => (globalThis as any).__client.close());
       // While away: x's event is history to resume; z's happened before z was asked for.
-      for (const [topic, t] of [[x, 'x'], [y, 'y'], [z, 'z']]) await publishHttp(gateway.url, topic!, 'tick', { n: 2, t });
+      for (const [topic, t] of [
+        [x, 'x'],
+        [y, 'y'],
+        [z, 'z'],
+      ])
+        await publishHttp(gateway.url, topic!, 'tick', { n: 2, t });
 
       // The same page, reloaded with topics x and z and the cursor it kept.
       const second = await openClientPage(gateway.url);
-      await startClient(second.page, { topics: [z, x], types: ['tick'], lastEventId: before.lastEventId, transport });
+      await startClient(second.page, {
+        topics: [z, x],
+        types: ['tick'],
+        lastEventId: before.lastEventId,
+        transport,
+      });
       await until(second.page, (s) => s.events.length >= 1, 'the history of x');
       await publishHttp(gateway.url, z, 'tick', { n: 3, t: 'z' });
       await publishHttp(gateway.url, x, 'tick', { n: 3, t: 'x' });
@@ -323,18 +358,25 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     await startClient(page, { topics: [topic], types: ['tick', 'message'] });
     await until(page, (s) => s.state === 'open', 'the client to open');
     const ids: string[] = [];
-    for (const n of range(1, 5)) ids.push(await publishHttp(gateway.url, topic, 'tick', { n, text: `n=${n}` }));
+    for (const n of range(1, 5))
+      ids.push(await publishHttp(gateway.url, topic, 'tick', { n, text: `n=${n}` }));
     ids.push(await publishHttp(gateway.url, topic, undefined, { n: 6 }));
     let seen = await until(page, (s) => s.events.length >= 6, 'six events');
     expect(numbers(seen.events)).toEqual(range(1, 6));
-    expect(seen.events[0]).toEqual({ data: { n: 1, text: 'n=1' }, meta: { id: ids[0], event: 'tick', topic } });
+    expect(seen.events[0]).toEqual({
+      data: { n: 1, text: 'n=1' },
+      meta: { id: ids[0], event: 'tick', topic },
+    });
     expect(seen.events[5]!.meta).toEqual({ id: ids[5], event: 'message', topic });
     expect(seen.lastEventId).toBe(ids[5]);
     expect(seen.transport).toBe('poll');
     expect(seen.opens).toEqual(['poll']);
 
     // A burst, published faster than one poll round trip: several events per answer.
-    const publisher = publishContinuously((n) => publishHttp(gateway.url, topic, 'tick', { n: n + 6 }), 5);
+    const publisher = publishContinuously(
+      (n) => publishHttp(gateway.url, topic, 'tick', { n: n + 6 }),
+      5,
+    );
     await sleep(2000);
     const last = (await publisher.stop()) + 6;
     seen = await until(page, (s) => s.events.length >= last, `${last} events`);
@@ -378,11 +420,17 @@ describe('@streamcast/client on one gateway (Redis)', () => {
     const topic = `cl-blocked-${testPrefix()}`;
     const { page, requests, errors } = await openClientPage(gateway.url);
     // A proxy that refuses event streams.
-    await page.route((url) => url.pathname === '/events', (route) =>
-      route.fulfill({ status: 403, contentType: 'text/html', body: '<h1>blocked by proxy</h1>' }),
+    await page.route(
+      (url) => url.pathname === '/events',
+      (route) =>
+        route.fulfill({ status: 403, contentType: 'text/html', body: '<h1>blocked by proxy</h1>' }),
     );
     await startClient(page, { topics: [topic], types: ['tick'], minDelayMs: 100, maxDelayMs: 400 });
-    await until(page, (s) => s.transport === 'poll' && s.state === 'open', 'the switch to long polling');
+    await until(
+      page,
+      (s) => s.transport === 'poll' && s.state === 'open',
+      'the switch to long polling',
+    );
     for (const n of range(1, 3)) await publishHttp(gateway.url, topic, 'tick', { n });
     const seen = await until(page, (s) => s.events.length >= 3, 'three events');
     expect(numbers(seen.events)).toEqual(range(1, 3));
@@ -419,7 +467,8 @@ describe('@streamcast/client with short-lived tokens', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({ topic, event: 'tick', data }),
     });
-    if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
+    if (res.status !== 200)
+      throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
     return res.body.id as string;
   }
 
@@ -441,7 +490,10 @@ describe('@streamcast/client with short-lived tokens', () => {
         }
         staleServed = false;
         const exp = now() + 3;
-        const token = await mintToken({ key: SECRET, claims: { sub: 'reader', exp, sse: { subscribe: ['secret/*'] } } });
+        const token = await mintToken({
+          key: SECRET,
+          claims: { sub: 'reader', exp, sse: { subscribe: ['secret/*'] } },
+        });
         current = { token, exp };
         minted.push(token);
         return token;
@@ -452,9 +504,14 @@ describe('@streamcast/client with short-lived tokens', () => {
   for (const transport of ['sse', 'poll'] as const) {
     it(`3. a subscription survives several token expiries without loss or duplicates (${transport})`, async () => {
       const topic = `secret/cl-${transport}-${testPrefix()}`;
-      const feed = await mintToken({ key: SECRET, claims: { sub: 'feed', sse: { publish: ['secret/*'] } } });
+      const feed = await mintToken({
+        key: SECRET,
+        claims: { sub: 'feed', sse: { publish: ['secret/*'] } },
+      });
       // Without a token the topic is refused: the gateway really wants one.
-      expect((await fetchJson(`${gateway.url}/poll?topic=${encodeURIComponent(topic)}`)).status).toBe(401);
+      expect(
+        (await fetchJson(`${gateway.url}/poll?topic=${encodeURIComponent(topic)}`)).status,
+      ).toBe(401);
       const tokens = tokenSource();
       const { page, requests, errors } = await openClientPage(gateway.url, { token: tokens.next });
       await startClient(page, {
@@ -493,7 +550,9 @@ describe('@streamcast/client with short-lived tokens', () => {
         expect(polls.every((r) => /^Bearer ey/.test(r.headers.authorization ?? ''))).toBe(true);
         expect(polls.every((r) => !r.url.includes('token='))).toBe(true);
         expect(polls.filter((r) => r.status === 401).length).toBeGreaterThanOrEqual(2);
-        expect(seen.errors.filter((e) => e.code === 'TOKEN_EXPIRED').length).toBeGreaterThanOrEqual(2);
+        expect(seen.errors.filter((e) => e.code === 'TOKEN_EXPIRED').length).toBeGreaterThanOrEqual(
+          2,
+        );
       }
       expect(errors).toEqual([]);
     }, 60_000);
@@ -520,10 +579,14 @@ async function startFlakyProxy(target: string): Promise<FlakyProxy> {
         .end(JSON.stringify({ error: { code: 'NOT_READY', message: 'down for the test' } }));
       return;
     }
-    const upstream = httpRequest(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = httpRequest(
+      `${target}${req.url}`,
+      { method: req.method, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);
@@ -572,9 +635,17 @@ describe('@streamcast/client behind a balancer that answers 503', () => {
   it('5. reconnects with backoff while refused, then resumes with no loss', async () => {
     const topic = `cl-503-${testPrefix()}`;
     const { page, errors } = await openClientPage(proxy.url);
-    await startClient(page, { topics: [topic], types: ['tick'], minDelayMs: 250, maxDelayMs: 2000 });
+    await startClient(page, {
+      topics: [topic],
+      types: ['tick'],
+      minDelayMs: 250,
+      maxDelayMs: 2000,
+    });
     await until(page, (s) => s.state === 'open', 'the client to open');
-    const publisher = publishContinuously((n) => publishHttp(gateway.url, topic, 'tick', { n }), 100);
+    const publisher = publishContinuously(
+      (n) => publishHttp(gateway.url, topic, 'tick', { n }),
+      100,
+    );
     await until(page, (s) => s.events.length >= 5, 'five events');
 
     proxy.setDown(true);

@@ -142,16 +142,38 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
     if (reports.length > 0) {
       const widths = [5, 6, 5, 6, 6, 6, 7, 5, 5];
       const line = (first: string, cells: Array<string | number>) =>
-        [first.padEnd(34), ...cells.map((c, i) => String(c).padStart(widths[i] as number))].join(' ');
+        [first.padEnd(34), ...cells.map((c, i) => String(c).padStart(widths[i] as number))].join(
+          ' ',
+        );
       const rows = reports.map((r) =>
-        line(r.scenario, [r.subscribers, r.published, r.reconnected, r.p50, r.p99, r.max, r.spreadMs, r.lost, r.duplicates]),
+        line(r.scenario, [
+          r.subscribers,
+          r.published,
+          r.reconnected,
+          r.p50,
+          r.p99,
+          r.max,
+          r.spreadMs,
+          r.lost,
+          r.duplicates,
+        ]),
       );
       console.log(
         [
           `cluster failover (nginx least_conn, 3 gateways, RETRY_MS 200, DRAIN_S ${DRAIN_S}, ` +
             `one event every ${PUBLISH_INTERVAL_MS} ms)`,
           'reconnect = from the connection dropping to the next event on the new one (ms)',
-          line('scenario', ['subs', 'events', 'recon', 'p50', 'p99', 'max', 'spread', 'lost', 'dupes']),
+          line('scenario', [
+            'subs',
+            'events',
+            'recon',
+            'p50',
+            'p99',
+            'max',
+            'spread',
+            'lost',
+            'dupes',
+          ]),
           ...rows,
         ].join('\n'),
       );
@@ -187,7 +209,8 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
       }
       await waitFor(
         () => subscribers.every((s) => s.count > 0),
-        () => `every subscriber's first event (${subscribers.filter((s) => s.count > 0).length}/${SUBSCRIBERS})`,
+        () =>
+          `every subscriber's first event (${subscribers.filter((s) => s.count > 0).length}/${SUBSCRIBERS})`,
         60_000,
       );
       // Spread over the gateways by least_conn.
@@ -204,7 +227,9 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
         () => subscribers.every((s) => (s.last ?? -1) >= after),
         () => {
           const there = subscribers.filter((s) => (s.last ?? -1) >= after).length;
-          const closed = subscribers.filter((s) => s.source.readyState === EventSource.CLOSED).length;
+          const closed = subscribers.filter(
+            (s) => s.source.readyState === EventSource.CLOSED,
+          ).length;
           return `every subscriber at seq ${after} (${there}/${SUBSCRIBERS}; given up: ${closed})`;
         },
         60_000,
@@ -248,7 +273,9 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
         duplicates,
       };
       reports.push(report);
-      const problems = subscribers.flatMap((s, i) => s.problems.map((p) => `subscriber ${i}: ${p}`));
+      const problems = subscribers.flatMap((s, i) =>
+        s.problems.map((p) => `subscriber ${i}: ${p}`),
+      );
       expect(problems.slice(0, 10)).toEqual([]);
       for (const s of subscribers) {
         expect(s.count).toBe(published - (s.first as number));
@@ -265,7 +292,9 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
   }
 
   it('passes streams through nginx as the gateway writes them, and refuses publishing from outside', async () => {
-    const client = await SseClient.open(`${cluster.url}/events?topic=through`, { 'accept-encoding': 'gzip' });
+    const client = await SseClient.open(`${cluster.url}/events?topic=through`, {
+      'accept-encoding': 'gzip',
+    });
     try {
       expect(client.status).toBe(200);
       expect(client.headers['content-type']).toBe('text/event-stream; charset=utf-8');
@@ -286,7 +315,11 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ topic: 'through', data: 'from outside' }),
       });
-      expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({ path, status: 403, code: 'PUBLISH_FORBIDDEN' });
+      expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({
+        path,
+        status: 403,
+        code: 'PUBLISH_FORBIDDEN',
+      });
     }
   }, 60_000);
 

@@ -4,7 +4,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SseClient, checkContiguousOrReset, freePort, sleep, waitFor, type SseEvent } from '@streamcast/testing';
+import {
+  SseClient,
+  checkContiguousOrReset,
+  freePort,
+  sleep,
+  waitFor,
+  type SseEvent,
+} from '@streamcast/testing';
 import { EventSource, type FetchLike } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
 
@@ -39,12 +46,27 @@ const SEED_ROUTES: Record<string, string[]> = {
 const timings: Record<string, string> = {};
 const fileStart = Date.now();
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 600_000): Promise<string> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 600_000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${cmd} ${args.join(' ')} failed: ${error.message}\n${stderr}`.slice(0, 8000)));
-      else resolve(stdout);
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(
+            new Error(
+              `${cmd} ${args.join(' ')} failed: ${error.message}\n${stderr}`.slice(0, 8000),
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -117,14 +139,16 @@ function disagreement(ids: string[], reference: string[]): string | undefined {
   let k = reference.indexOf(ids[0] as string);
   if (k >= 0) {
     for (let i = 0; i < ids.length && k + i < reference.length; i++) {
-      if (ids[i] !== reference[k + i]) return `event ${i} is ${ids[i]}, the route's is ${reference[k + i]}`;
+      if (ids[i] !== reference[k + i])
+        return `event ${i} is ${ids[i]}, the route's is ${reference[k + i]}`;
     }
     return undefined;
   }
   k = ids.indexOf(reference[0] as string);
   if (k < 0) return 'no event in common with the route';
   for (let i = 0; i < reference.length && k + i < ids.length; i++) {
-    if (ids[k + i] !== reference[i]) return `event ${k + i} is ${ids[k + i]}, the route's is ${reference[i]}`;
+    if (ids[k + i] !== reference[i])
+      return `event ${k + i} is ${ids[k + i]}, the route's is ${reference[i]}`;
   }
   return undefined;
 }
@@ -145,23 +169,48 @@ describe('docker compose up: the cluster as containers', () => {
 
   async function containers(service?: string): Promise<Container[]> {
     const out = await docker([
-      'ps', '-a', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.oneoff=False',
-      '--format', '{{.ID}}\t{{.Label "com.docker.compose.service"}}\t{{.State}}\t{{.Names}}\t{{.CreatedAt}}',
+      'ps',
+      '-a',
+      '--filter',
+      `label=com.docker.compose.project=${PROJECT}`,
+      '--filter',
+      'label=com.docker.compose.oneoff=False',
+      '--format',
+      '{{.ID}}\t{{.Label "com.docker.compose.service"}}\t{{.State}}\t{{.Names}}\t{{.CreatedAt}}',
     ]);
     return out
       .split('\n')
       .filter(Boolean)
       .map((l) => l.split('\t'))
-      .map(([id, svc, state, name, created]) => ({ id: id as string, service: svc as string, state: state as string, name: name as string, created: created as string }))
+      .map(([id, svc, state, name, created]) => ({
+        id: id as string,
+        service: svc as string,
+        state: state as string,
+        name: name as string,
+        created: created as string,
+      }))
       .filter((c) => !service || c.service === service)
-      .sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.name.localeCompare(b.name)));
+      .sort((a, b) =>
+        a.created < b.created ? -1 : a.created > b.created ? 1 : a.name.localeCompare(b.name),
+      );
   }
 
   async function health(id: string): Promise<string> {
-    return (await docker(['inspect', '-f', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}', id])).trim();
+    return (
+      await docker([
+        'inspect',
+        '-f',
+        '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}',
+        id,
+      ])
+    ).trim();
   }
 
-  async function allHealthy(service: string, count: number, timeoutMs = 120_000): Promise<Container[]> {
+  async function allHealthy(
+    service: string,
+    count: number,
+    timeoutMs = 120_000,
+  ): Promise<Container[]> {
     let found: Container[] = [];
     await waitFor(
       async () => {
@@ -180,7 +229,10 @@ describe('docker compose up: the cluster as containers', () => {
   /** A gateway's open event streams, read inside its container. */
   async function streamsOn(id: string): Promise<number> {
     const text = await docker([
-      'exec', id, 'node', '-e',
+      'exec',
+      id,
+      'node',
+      '-e',
       "fetch('http://127.0.0.1:3000/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))",
     ]);
     return Number(/^sse_connections (\S+)$/m.exec(text)?.[1]);
@@ -188,16 +240,25 @@ describe('docker compose up: the cluster as containers', () => {
 
   beforeAll(async () => {
     // The engine must answer: its own error otherwise, never a skip.
-    const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8' });
+    const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], {
+      encoding: 'utf8',
+    });
     if (info.status !== 0) {
       // scripts/test-all.sh tried to start dockerd: its own words say why it is not there.
       const log = process.env.STREAMCAST_DOCKERD_LOG;
-      const daemon = log && existsSync(log) ? `\ndockerd's log ends:\n${readFileSync(log, 'utf8').split('\n').slice(-15).join('\n')}` : '';
-      throw new Error(`no Docker engine answers: ${info.stderr.trim() || info.stdout.trim()}${daemon}`);
+      const daemon =
+        log && existsSync(log)
+          ? `\ndockerd's log ends:\n${readFileSync(log, 'utf8').split('\n').slice(-15).join('\n')}`
+          : '';
+      throw new Error(
+        `no Docker engine answers: ${info.stderr.trim() || info.stdout.trim()}${daemon}`,
+      );
     }
     [port, haproxyPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
     certDir = mkdtempSync(join(tmpdir(), 'streamcast-compose-certs-'));
-    const made = spawnSync('bash', [join(ROOT, 'scripts/make-cert.sh'), certDir], { encoding: 'utf8' });
+    const made = spawnSync('bash', [join(ROOT, 'scripts/make-cert.sh'), certDir], {
+      encoding: 'utf8',
+    });
     if (made.status !== 0) throw new Error(`make-cert failed: ${made.stderr}`);
     env = {
       ...process.env,
@@ -224,26 +285,46 @@ describe('docker compose up: the cluster as containers', () => {
 
   afterAll(async () => {
     if (env && !down) {
-      await dc(['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '2'], 120_000, files).catch((e) => console.error(e));
+      await dc(
+        ['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '2'],
+        120_000,
+        files,
+      ).catch((e) => console.error(e));
     }
     if (certDir) rmSync(certDir, { recursive: true, force: true });
     if (env) {
       const sizes: string[] = [];
       for (const image of ['streamcast:local', ...Object.values(images)]) {
-        const size = spawnSync('docker', ['image', 'inspect', '-f', '{{.Size}}', image], { encoding: 'utf8' }).stdout.trim();
+        const size = spawnSync('docker', ['image', 'inspect', '-f', '{{.Size}}', image], {
+          encoding: 'utf8',
+        }).stdout.trim();
         if (size) sizes.push(`${image} ${(Number(size) / 1e6).toFixed(0)} MB`);
       }
       timings['whole file'] = `${((Date.now() - fileStart) / 1000).toFixed(1)} s`;
       console.log(
-        [`compose test (${compose.join(' ')}, images: ${Object.values(images).join(', ') || 'official'})`,
-          ...Object.entries(timings).map(([k, v]) => `  ${k}: ${v}`), `  image sizes: ${sizes.join(', ')}`].join('\n'),
+        [
+          `compose test (${compose.join(' ')}, images: ${Object.values(images).join(', ') || 'official'})`,
+          ...Object.entries(timings).map(([k, v]) => `  ${k}: ${v}`),
+          `  image sizes: ${sizes.join(', ')}`,
+        ].join('\n'),
       );
     }
   }, 180_000);
 
   it('runs the default profile: Redis, 3 gateways, nginx, the producers and the upload worker', async () => {
-    const running = (await containers()).filter((c) => c.state === 'running').map((c) => c.service).sort();
-    expect(running).toEqual(['gateway', 'gateway', 'gateway', 'nginx', 'producers', 'redis', 'upload-worker']);
+    const running = (await containers())
+      .filter((c) => c.state === 'running')
+      .map((c) => c.service)
+      .sort();
+    expect(running).toEqual([
+      'gateway',
+      'gateway',
+      'gateway',
+      'nginx',
+      'producers',
+      'redis',
+      'upload-worker',
+    ]);
     expect(await health((await containers('redis'))[0]?.id as string)).toBe('healthy');
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(res.status).toBe(200);
@@ -258,137 +339,210 @@ describe('docker compose up: the cluster as containers', () => {
     expect(ps).not.toMatch(/ts-node|\.ts\b/);
     // Neither compiler can be loaded: neither is in the image at all.
     const probe = await docker([
-      'exec', id, 'node', '-e',
+      'exec',
+      id,
+      'node',
+      '-e',
       `const out = { node: process.version };
        for (const m of ['typescript', 'ts-node']) { try { require.resolve(m); out[m] = 'present'; } catch (e) { out[m] = e.code; } }
        process.stdout.write(JSON.stringify(out));`,
     ]);
     const found = JSON.parse(probe) as Record<string, string>;
-    expect(found).toEqual({ node: expect.stringMatching(/^v24\./), typescript: 'MODULE_NOT_FOUND', 'ts-node': 'MODULE_NOT_FOUND' });
-    const sources = await docker(['exec', id, 'sh', '-c', 'find /app -name "*.ts" ! -name "*.d.ts" ! -path "*/node_modules/*" | head -3; ls /app/node_modules | grep -cx "typescript\\|ts-node" || true']);
+    expect(found).toEqual({
+      node: expect.stringMatching(/^v24\./),
+      typescript: 'MODULE_NOT_FOUND',
+      'ts-node': 'MODULE_NOT_FOUND',
+    });
+    const sources = await docker([
+      'exec',
+      id,
+      'sh',
+      '-c',
+      'find /app -name "*.ts" ! -name "*.d.ts" ! -path "*/node_modules/*" | head -3; ls /app/node_modules | grep -cx "typescript\\|ts-node" || true',
+    ]);
     expect(sources.trim()).toBe('0');
   });
 
-  it(
-    '300 clients through nginx stay contiguous while gateways scale to 5, one is killed, one drained, and Redis restarts',
-    async () => {
-      const agent = new Agent({ connections: null });
-      const fetchVia: FetchLike = (input, init) => undiciFetch(input, { ...init, dispatcher: agent });
-      const clients: Client[] = [];
-      const seqUrl = `http://127.0.0.1:${port}/events?topic=${SEQ_TOPIC}`;
-      const routes = Object.keys(SEED_ROUTES);
-      const seqName = `${PROJECT}-seq`;
-      try {
-        for (let i = 0; i < SEQ_CLIENTS; i++) clients.push(new Client('seq', seqUrl, ['n'], fetchVia));
-        for (let i = 0; i < SEED_CLIENTS; i++) {
-          const path = routes[i % routes.length] as string;
-          clients.push(new Client(path, `http://127.0.0.1:${port}${path}`, SEED_ROUTES[path] as string[], fetchVia));
-        }
-        await waitFor(() => clients.every((c) => c.opened), () => `every stream open (${clients.filter((c) => c.opened).length}/${clients.length})`, 60_000);
-        // The sequence producer, a container on the compose network publishing {seq} into
-        // Redis with @streamcast/publisher: every client opened before seq 0.
-        await dc(['run', '-d', '--no-deps', '--name', seqName, 'gateway', 'node', '-e', seqProducerScript()]);
-        const seq = clients.filter((c) => c.path === 'seq');
-        const seed = clients.filter((c) => c.path !== 'seq');
-        await waitFor(() => seq.every((c) => c.lastSeq >= 10), 'every sequence client at seq 10', 60_000);
-        await waitFor(() => seed.every((c) => c.withIds.length > 0), () => `a first event on every seed route (${seed.filter((c) => c.withIds.length > 0).length}/${seed.length})`, 60_000);
-        const gateways = await containers('gateway');
-        const held = await Promise.all(gateways.map((g) => streamsOn(g.id)));
-        expect(held.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(clients.length);
-        for (const n of held) expect(n).toBeGreaterThan(clients.length / 3 / 2);
-
-        /** Every client past what the furthest one had, plus `ahead` events. */
-        const catchUp = async (what: string, ahead = 30) => {
-          const target = Math.max(...seq.map((c) => c.lastSeq)) + ahead;
-          await waitFor(() => seq.every((c) => c.lastSeq >= target), () => `${what}: every sequence client at seq ${target} (${seq.filter((c) => c.lastSeq >= target).length}/${seq.length})`, 90_000);
-        };
-
-        // Scale out while connected: new streams reach the new gateways (nginx re-resolves).
-        let t = Date.now();
-        await dc(['up', '-d', '--no-build', '--no-deps', '--scale', 'gateway=5', 'gateway']);
-        const five = await allHealthy('gateway', 5);
-        timings['scale 3 → 5 gateways healthy'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-        const added = five.filter((g) => !gateways.some((o) => o.id === g.id));
-        expect(added.length).toBe(2);
-        await sleep(7000); // the resolver's valid=5s
-        for (let i = 0; i < LATE_CLIENTS; i++) {
-          const late = new Client('seq', seqUrl, ['n'], fetchVia);
-          clients.push(late);
-          seq.push(late);
-        }
-        await waitFor(() => seq.every((c) => c.lastSeq >= 0), 'the late clients’ first events', 60_000);
-        const onAdded = await Promise.all(added.map((g) => streamsOn(g.id)));
-        // (nginx spreads by least_conn; the stand-in reloads, which starts its counts afresh)
-        for (const n of onAdded) expect(n).toBeGreaterThan(0);
-        await catchUp('after scaling');
-
-        // docker kill: its clients resume on the others through nginx.
-        const [killed, drained] = gateways;
-        const onKilled = await streamsOn(killed?.id as string);
-        const errorsBefore = clients.reduce((a, c) => a + c.errors, 0);
-        t = Date.now();
-        await docker(['kill', killed?.id as string]);
-        await catchUp('after docker kill');
-        timings['docker kill: every client caught up'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-        expect(clients.reduce((a, c) => a + c.errors, 0) - errorsBefore).toBeGreaterThanOrEqual(onKilled);
-
-        // docker stop: drains over DRAIN_S and exits 0.
-        t = Date.now();
-        await docker(['stop', '-t', '30', drained?.id as string], 60_000);
-        timings['docker stop (drain) of a gateway'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-        const exit = (await docker(['inspect', '-f', '{{.State.ExitCode}}', drained?.id as string])).trim();
-        const drainLog = exit === '0' ? '' : (await run('sh', ['-c', `docker logs ${drained?.id} 2>&1 | tail -20`], env)).slice(-4000);
-        expect({ exit, drainLog }).toEqual({ exit: '0', drainLog: '' });
-        await catchUp('after docker stop');
-
-        // Redis restarts with its AOF on the volume: nothing lost, no reset.
-        t = Date.now();
-        await dc(['restart', 'redis'], 120_000);
-        await allHealthy('redis', 1);
-        await catchUp('after restart redis');
-        timings['restart redis: every client caught up'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
-
-        // The end: the producer stops, every client has every event once.
-        await docker(['stop', '-t', '10', seqName]);
-        const logs = await docker(['logs', seqName]);
-        const published = Number(/stored (\d+)/.exec(logs)?.[1]);
-        expect(published).toBeGreaterThan(100);
-        await waitFor(() => seq.every((c) => c.lastSeq === published - 1), `every sequence client at the last seq ${published - 1}`, 30_000);
-        await waitFor(
-          () => routes.every((r) => new Set(seed.filter((c) => c.path === r).map((c) => c.withIds.at(-1))).size === 1),
-          'every seed client at its route’s newest event',
-          30_000,
+  it('300 clients through nginx stay contiguous while gateways scale to 5, one is killed, one drained, and Redis restarts', async () => {
+    const agent = new Agent({ connections: null });
+    const fetchVia: FetchLike = (input, init) => undiciFetch(input, { ...init, dispatcher: agent });
+    const clients: Client[] = [];
+    const seqUrl = `http://127.0.0.1:${port}/events?topic=${SEQ_TOPIC}`;
+    const routes = Object.keys(SEED_ROUTES);
+    const seqName = `${PROJECT}-seq`;
+    try {
+      for (let i = 0; i < SEQ_CLIENTS; i++)
+        clients.push(new Client('seq', seqUrl, ['n'], fetchVia));
+      for (let i = 0; i < SEED_CLIENTS; i++) {
+        const path = routes[i % routes.length] as string;
+        clients.push(
+          new Client(
+            path,
+            `http://127.0.0.1:${port}${path}`,
+            SEED_ROUTES[path] as string[],
+            fetchVia,
+          ),
         );
-        await sleep(500); // a duplicate after the last event would arrive meanwhile
-        const problems: string[] = [];
-        for (const [i, c] of seq.entries()) {
-          const report = checkContiguousOrReset(c.events, { firstSeq: i < SEQ_CLIENTS ? 0 : undefined });
-          problems.push(...report.problems.map((p) => `seq client ${i}: ${p}`));
-          if (report.resets.length) problems.push(`seq client ${i}: reset ${report.resets.join(', ')}`);
-          const distinct = new Set(report.seqs);
-          const first = report.seqs[0] as number;
-          if (distinct.size !== published - first) problems.push(`seq client ${i}: ${distinct.size} seqs from ${first} of ${published}`);
-        }
-        for (const r of routes) {
-          const group = seed.filter((c) => c.path === r);
-          const reference = group.map((c) => c.withIds).sort((a, b) => b.length - a.length)[0] as string[];
-          for (const [i, c] of group.entries()) {
-            const d = disagreement(c.withIds, reference);
-            if (d) problems.push(`${r} client ${i}: ${d}`);
-            if (c.events.some((e) => e.event === 'reset')) problems.push(`${r} client ${i}: reset`);
-          }
-        }
-        expect(problems.slice(0, 20)).toEqual([]);
-        for (const c of clients) expect(c.source.readyState).not.toBe(EventSource.CLOSED);
-        timings['events of the sequence'] = `${published} (${clients.length} clients)`;
-      } finally {
-        for (const c of clients) c.source.close();
-        await agent.destroy();
-        await docker(['rm', '-f', seqName]).catch(() => undefined);
       }
-    },
-    600_000,
-  );
+      await waitFor(
+        () => clients.every((c) => c.opened),
+        () => `every stream open (${clients.filter((c) => c.opened).length}/${clients.length})`,
+        60_000,
+      );
+      // The sequence producer, a container on the compose network publishing {seq} into
+      // Redis with @streamcast/publisher: every client opened before seq 0.
+      await dc([
+        'run',
+        '-d',
+        '--no-deps',
+        '--name',
+        seqName,
+        'gateway',
+        'node',
+        '-e',
+        seqProducerScript(),
+      ]);
+      const seq = clients.filter((c) => c.path === 'seq');
+      const seed = clients.filter((c) => c.path !== 'seq');
+      await waitFor(
+        () => seq.every((c) => c.lastSeq >= 10),
+        'every sequence client at seq 10',
+        60_000,
+      );
+      await waitFor(
+        () => seed.every((c) => c.withIds.length > 0),
+        () =>
+          `a first event on every seed route (${seed.filter((c) => c.withIds.length > 0).length}/${seed.length})`,
+        60_000,
+      );
+      const gateways = await containers('gateway');
+      const held = await Promise.all(gateways.map((g) => streamsOn(g.id)));
+      expect(held.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(clients.length);
+      for (const n of held) expect(n).toBeGreaterThan(clients.length / 3 / 2);
+
+      /** Every client past what the furthest one had, plus `ahead` events. */
+      const catchUp = async (what: string, ahead = 30) => {
+        const target = Math.max(...seq.map((c) => c.lastSeq)) + ahead;
+        await waitFor(
+          () => seq.every((c) => c.lastSeq >= target),
+          () =>
+            `${what}: every sequence client at seq ${target} (${seq.filter((c) => c.lastSeq >= target).length}/${seq.length})`,
+          90_000,
+        );
+      };
+
+      // Scale out while connected: new streams reach the new gateways (nginx re-resolves).
+      let t = Date.now();
+      await dc(['up', '-d', '--no-build', '--no-deps', '--scale', 'gateway=5', 'gateway']);
+      const five = await allHealthy('gateway', 5);
+      timings['scale 3 → 5 gateways healthy'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+      const added = five.filter((g) => !gateways.some((o) => o.id === g.id));
+      expect(added.length).toBe(2);
+      await sleep(7000); // the resolver's valid=5s
+      for (let i = 0; i < LATE_CLIENTS; i++) {
+        const late = new Client('seq', seqUrl, ['n'], fetchVia);
+        clients.push(late);
+        seq.push(late);
+      }
+      await waitFor(
+        () => seq.every((c) => c.lastSeq >= 0),
+        'the late clients’ first events',
+        60_000,
+      );
+      const onAdded = await Promise.all(added.map((g) => streamsOn(g.id)));
+      // (nginx spreads by least_conn; the stand-in reloads, which starts its counts afresh)
+      for (const n of onAdded) expect(n).toBeGreaterThan(0);
+      await catchUp('after scaling');
+
+      // docker kill: its clients resume on the others through nginx.
+      const [killed, drained] = gateways;
+      const onKilled = await streamsOn(killed?.id as string);
+      const errorsBefore = clients.reduce((a, c) => a + c.errors, 0);
+      t = Date.now();
+      await docker(['kill', killed?.id as string]);
+      await catchUp('after docker kill');
+      timings['docker kill: every client caught up'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+      expect(clients.reduce((a, c) => a + c.errors, 0) - errorsBefore).toBeGreaterThanOrEqual(
+        onKilled,
+      );
+
+      // docker stop: drains over DRAIN_S and exits 0.
+      t = Date.now();
+      await docker(['stop', '-t', '30', drained?.id as string], 60_000);
+      timings['docker stop (drain) of a gateway'] = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+      const exit = (
+        await docker(['inspect', '-f', '{{.State.ExitCode}}', drained?.id as string])
+      ).trim();
+      const drainLog =
+        exit === '0'
+          ? ''
+          : (await run('sh', ['-c', `docker logs ${drained?.id} 2>&1 | tail -20`], env)).slice(
+              -4000,
+            );
+      expect({ exit, drainLog }).toEqual({ exit: '0', drainLog: '' });
+      await catchUp('after docker stop');
+
+      // Redis restarts with its AOF on the volume: nothing lost, no reset.
+      t = Date.now();
+      await dc(['restart', 'redis'], 120_000);
+      await allHealthy('redis', 1);
+      await catchUp('after restart redis');
+      timings['restart redis: every client caught up'] =
+        `${((Date.now() - t) / 1000).toFixed(1)} s`;
+
+      // The end: the producer stops, every client has every event once.
+      await docker(['stop', '-t', '10', seqName]);
+      const logs = await docker(['logs', seqName]);
+      const published = Number(/stored (\d+)/.exec(logs)?.[1]);
+      expect(published).toBeGreaterThan(100);
+      await waitFor(
+        () => seq.every((c) => c.lastSeq === published - 1),
+        `every sequence client at the last seq ${published - 1}`,
+        30_000,
+      );
+      await waitFor(
+        () =>
+          routes.every(
+            (r) =>
+              new Set(seed.filter((c) => c.path === r).map((c) => c.withIds.at(-1))).size === 1,
+          ),
+        'every seed client at its route’s newest event',
+        30_000,
+      );
+      await sleep(500); // a duplicate after the last event would arrive meanwhile
+      const problems: string[] = [];
+      for (const [i, c] of seq.entries()) {
+        const report = checkContiguousOrReset(c.events, {
+          firstSeq: i < SEQ_CLIENTS ? 0 : undefined,
+        });
+        problems.push(...report.problems.map((p) => `seq client ${i}: ${p}`));
+        if (report.resets.length)
+          problems.push(`seq client ${i}: reset ${report.resets.join(', ')}`);
+        const distinct = new Set(report.seqs);
+        const first = report.seqs[0] as number;
+        if (distinct.size !== published - first)
+          problems.push(`seq client ${i}: ${distinct.size} seqs from ${first} of ${published}`);
+      }
+      for (const r of routes) {
+        const group = seed.filter((c) => c.path === r);
+        const reference = group
+          .map((c) => c.withIds)
+          .sort((a, b) => b.length - a.length)[0] as string[];
+        for (const [i, c] of group.entries()) {
+          const d = disagreement(c.withIds, reference);
+          if (d) problems.push(`${r} client ${i}: ${d}`);
+          if (c.events.some((e) => e.event === 'reset')) problems.push(`${r} client ${i}: reset`);
+        }
+      }
+      expect(problems.slice(0, 20)).toEqual([]);
+      for (const c of clients) expect(c.source.readyState).not.toBe(EventSource.CLOSED);
+      timings['events of the sequence'] = `${published} (${clients.length} clients)`;
+    } finally {
+      for (const c of clients) c.source.close();
+      await agent.destroy();
+      await docker(['rm', '-f', seqName]).catch(() => undefined);
+    }
+  }, 600_000);
 
   it('an upload through nginx, watched from another connection, completes with its SHA-256', async () => {
     const fileId = `compose-${process.pid}`;
@@ -399,12 +553,21 @@ describe('docker compose up: the cluster as containers', () => {
       const form = new FormData();
       form.append('fileId', fileId);
       form.append('file', new Blob([content], { type: 'application/octet-stream' }), 'random.bin');
-      const res = await fetch(`http://127.0.0.1:${port}/api/upload`, { method: 'POST', body: form });
+      const res = await fetch(`http://127.0.0.1:${port}/api/upload`, {
+        method: 'POST',
+        body: form,
+      });
       expect(res.status).toBeLessThan(300);
       expect(((await res.json()) as { fileId: string }).fileId).toBe(fileId);
       await watcher.waitForEvents(1, 60_000, 'complete');
-      const complete = watcher.data<{ sha256: string; size: number; filename: string }>('complete')[0];
-      expect(complete).toMatchObject({ sha256: createHash('sha256').update(content).digest('hex'), size: content.length, filename: 'random.bin' });
+      const complete = watcher.data<{ sha256: string; size: number; filename: string }>(
+        'complete',
+      )[0];
+      expect(complete).toMatchObject({
+        sha256: createHash('sha256').update(content).digest('hex'),
+        size: content.length,
+        filename: 'random.bin',
+      });
       const percents = watcher.data<{ percent: number }>('progress').map((p) => p.percent);
       expect(percents.length).toBeGreaterThan(0);
       expect([...percents].sort((a, b) => a - b)).toEqual(percents);
@@ -416,7 +579,9 @@ describe('docker compose up: the cluster as containers', () => {
   it('the HAProxy profile comes up and serves a stream', async () => {
     await dc(['--profile', 'haproxy', 'up', '-d', '--no-build', '--no-deps', 'haproxy'], 120_000);
     await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${haproxyPort}/readyz`).catch(() => undefined))?.status === 200,
+      async () =>
+        (await fetch(`http://127.0.0.1:${haproxyPort}/readyz`).catch(() => undefined))?.status ===
+        200,
       'HAProxy serving /readyz',
       60_000,
       500,
@@ -437,7 +602,9 @@ describe('docker compose up: the cluster as containers', () => {
     const redirect = await fetch(`http://127.0.0.1:${port}/api/events`, { redirect: 'manual' });
     expect(redirect.status).toBe(308);
     expect(redirect.headers.get('location')).toBe(`https://127.0.0.1:${tlsPort}/api/events`);
-    const session = http2Connect(`https://127.0.0.1:${tlsPort}`, { ca: readFileSync(join(certDir, 'cert.pem')) });
+    const session = http2Connect(`https://127.0.0.1:${tlsPort}`, {
+      ca: readFileSync(join(certDir, 'cert.pem')),
+    });
     try {
       const stream = session.request({ ':path': '/api/events', accept: 'text/event-stream' });
       let status = 0;
@@ -445,7 +612,11 @@ describe('docker compose up: the cluster as containers', () => {
       stream.on('response', (headers) => (status = Number(headers[':status'])));
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => (body += chunk));
-      await waitFor(() => /^data: /m.test(body), () => `an event over HTTP/2 (status ${status}, ${body.length} bytes)`, 30_000);
+      await waitFor(
+        () => /^data: /m.test(body),
+        () => `an event over HTTP/2 (status ${status}, ${body.length} bytes)`,
+        30_000,
+      );
       expect(status).toBe(200);
       expect(session.alpnProtocol).toBe('h2');
       expect(body).toMatch(/^data: \{.*"message"/m);
@@ -456,13 +627,19 @@ describe('docker compose up: the cluster as containers', () => {
   }, 180_000);
 
   it('down -v leaves no container, network or volume of the project', async () => {
-    await dc(['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '10'], 180_000, files);
+    await dc(
+      ['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '10'],
+      180_000,
+      files,
+    );
     down = true;
     const label = `label=com.docker.compose.project=${PROJECT}`;
     expect((await docker(['ps', '-aq', '--filter', label])).trim()).toBe('');
     expect((await docker(['network', 'ls', '-q', '--filter', label])).trim()).toBe('');
     expect((await docker(['volume', 'ls', '-q', '--filter', label])).trim()).toBe('');
-    const named = (await docker(['volume', 'ls', '--format', '{{.Name}}'])).split('\n').filter((n) => n.startsWith(`${PROJECT}_`));
+    const named = (await docker(['volume', 'ls', '--format', '{{.Name}}']))
+      .split('\n')
+      .filter((n) => n.startsWith(`${PROJECT}_`));
     expect(named).toEqual([]);
   }, 240_000);
 });

@@ -49,7 +49,10 @@ interface Service {
 }
 
 const composeText = read('docker-compose.yml');
-const compose = parse(composeText, { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parse(composeText, { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 const service = (name: string): Service => {
   const s = services[name];
@@ -74,7 +77,9 @@ function composeSchemaPath(): string | undefined {
 }
 
 function haproxyPath(): string | undefined {
-  const found = spawnSync('sh', ['-c', 'command -v haproxy || ls /usr/sbin/haproxy'], { encoding: 'utf8' });
+  const found = spawnSync('sh', ['-c', 'command -v haproxy || ls /usr/sbin/haproxy'], {
+    encoding: 'utf8',
+  });
   const path = found.stdout.trim().split('\n')[0];
   return found.status === 0 && path ? path : undefined;
 }
@@ -82,7 +87,10 @@ function haproxyPath(): string | undefined {
 describe('docker-compose.yml', () => {
   const schemaPath = composeSchemaPath();
   (schemaPath ? it : it.skip)('is valid against the Compose specification schema', () => {
-    const schema = JSON.parse(readFileSync(schemaPath as string, 'utf8')) as Record<string, unknown>;
+    const schema = JSON.parse(readFileSync(schemaPath as string, 'utf8')) as Record<
+      string,
+      unknown
+    >;
     delete schema.$schema;
     const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
     const validate = ajv.compile(schema);
@@ -96,7 +104,13 @@ describe('docker-compose.yml', () => {
 
   it('has Redis, the gateways, nginx, the producers and the upload worker', () => {
     const defaults = Object.entries(services).filter(([, s]) => !s.profiles);
-    expect(defaults.map(([name]) => name).sort()).toEqual(['gateway', 'nginx', 'producers', 'redis', 'upload-worker']);
+    expect(defaults.map(([name]) => name).sort()).toEqual([
+      'gateway',
+      'nginx',
+      'producers',
+      'redis',
+      'upload-worker',
+    ]);
     // HAProxy is there as the alternative, only when asked for.
     expect(service('haproxy').profiles).toEqual(['haproxy']);
   });
@@ -106,21 +120,28 @@ describe('docker-compose.yml', () => {
     expect(published.map(([name]) => name)).toEqual(['nginx']);
     // On every host address unless PUBLISH_HOST says one (the compose test: 127.0.0.1).
     expect(service('nginx').ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${PORT:-8080}:8080']);
-    expect(service('haproxy').ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${HAPROXY_PORT:-8081}:8080']);
+    expect(service('haproxy').ports).toEqual([
+      '${PUBLISH_HOST:-0.0.0.0}:${HAPROXY_PORT:-8081}:8080',
+    ]);
   });
 
   it('takes the official images by default, each replaceable by a variable (npm run images:local)', () => {
     expect(service('redis').image).toBe('${REDIS_IMAGE:-redis:7.4-alpine}');
     expect(service('nginx').image).toBe('${NGINX_IMAGE:-nginx:1.28-alpine}');
     expect(service('haproxy').image).toBe('${HAPROXY_IMAGE:-haproxy:2.8-alpine}');
-    expect(service('gateway').build).toEqual({ context: '.', args: { NODE_IMAGE: '${NODE_IMAGE:-node:24-bookworm-slim}' } });
+    expect(service('gateway').build).toEqual({
+      context: '.',
+      args: { NODE_IMAGE: '${NODE_IMAGE:-node:24-bookworm-slim}' },
+    });
     // The Dockerfile's own default is the same official image.
     expect(read('Dockerfile')).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
     // Valid for docker-compose 1.29 too: no top-level name (the project name is in .env).
     expect(Object.keys(compose)).not.toContain('name');
     expect(read('.env').split('\n')).toContain('COMPOSE_PROJECT_NAME=streamcast');
     // The variables images:local writes are the ones the compose file reads.
-    const written = [...read('scripts/images-local.sh').matchAll(/^([A-Z_]+)=\$\1$/gm)].map((m) => m[1]).sort();
+    const written = [...read('scripts/images-local.sh').matchAll(/^([A-Z_]+)=\$\1$/gm)]
+      .map((m) => m[1])
+      .sort();
     expect(written).toEqual(['HAPROXY_IMAGE', 'NGINX_IMAGE', 'NODE_IMAGE', 'REDIS_IMAGE']);
     expect(read('.gitignore').split('\n')).toContain('/.env.images');
   });
@@ -170,9 +191,14 @@ describe('docker-compose.yml', () => {
       expect(s.build).toEqual(service('gateway').build);
       expect(s.restart).toBe('unless-stopped');
       // The compiled script's source (dist/ exists after npm run build only).
-      expect(existsSync(join(ROOT, clusterCommands[name][1].replace('/dist/', '/src/').replace(/\.js$/, '.ts')))).toBe(true);
+      expect(
+        existsSync(
+          join(ROOT, clusterCommands[name][1].replace('/dist/', '/src/').replace(/\.js$/, '.ts')),
+        ),
+      ).toBe(true);
     }
-    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })
+      .scripts;
     expect(clusterCommands.gateway.join(' ')).toBe(scripts.gateway);
     expect(clusterCommands.producers.join(' ')).toBe(`${scripts.producer} all`);
     expect(scripts.cluster).toBe('node -r ts-node/register/transpile-only scripts/cluster.ts');
@@ -190,15 +216,23 @@ describe('docker-compose.yml', () => {
     const nginx = service('nginx');
     // `resolve` in an upstream needs nginx >= 1.27.3.
     expect(nginx.image).toBe('${NGINX_IMAGE:-nginx:1.28-alpine}');
-    expect(nginx.volumes).toContain('./infra/nginx/nginx.conf.template:/etc/nginx/templates/nginx.conf.template:ro');
+    expect(nginx.volumes).toContain(
+      './infra/nginx/nginx.conf.template:/etc/nginx/templates/nginx.conf.template:ro',
+    );
     const env = nginx.environment ?? {};
     expect(env.NGINX_ENVSUBST_OUTPUT_DIR).toBe('/etc/nginx');
     expect(env.STREAMCAST_UPSTREAM_SERVERS).toMatch(/^server gateway:3000 resolve\b/);
     expect(env.STREAMCAST_RESOLVER).toMatch(/^resolver 127\.0\.0\.11 valid=\d+s/);
     // Every placeholder of the template is given, and nothing else.
     const template = readFileSync(NGINX_TEMPLATE, 'utf8');
-    const placeholders = [...new Set([...template.matchAll(/\$\{(STREAMCAST_[A-Z0-9_]+)\}/g)].map((m) => m[1]))].sort();
-    expect(Object.keys(env).filter((k) => k.startsWith('STREAMCAST_')).sort()).toEqual(placeholders);
+    const placeholders = [
+      ...new Set([...template.matchAll(/\$\{(STREAMCAST_[A-Z0-9_]+)\}/g)].map((m) => m[1])),
+    ].sort();
+    expect(
+      Object.keys(env)
+        .filter((k) => k.startsWith('STREAMCAST_'))
+        .sort(),
+    ).toEqual(placeholders);
     expect(env.NGINX_ENVSUBST_FILTER).toBe('^STREAMCAST_');
     // What envsubst in the image produces, rendered here.
     const rendered = renderNginxConfig(composeNginxValues(env));
@@ -229,7 +263,9 @@ function composeNginxValues(env: Record<string, string>): Parameters<typeof rend
 describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
   const overrideText = read('docker-compose.tls.yml');
   type Mount = { type: string; source: string; target: string; read_only?: boolean };
-  const override = parse(overrideText) as { services: Record<string, Omit<Service, 'volumes'> & { volumes?: Mount[] }> };
+  const override = parse(overrideText) as {
+    services: Record<string, Omit<Service, 'volumes'> & { volumes?: Mount[] }>;
+  };
   const tlsNginx = override.services.nginx as Omit<Service, 'volumes'> & { volumes?: Mount[] };
   // What `docker compose -f docker-compose.yml -f docker-compose.tls.yml` makes of the service:
   // lists appended, the environment merged by name, the health check's test replaced.
@@ -256,9 +292,15 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
   });
 
   it("reads npm run cluster's variables, with the same defaults", () => {
-    const used = [...new Set([...overrideText.replace(/^\s*#.*$/gm, '').matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]))].sort();
+    const used = [
+      ...new Set(
+        [...overrideText.replace(/^\s*#.*$/gm, '').matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]),
+      ),
+    ].sort();
     // TLS itself is switched on by using this file.
-    expect(used).toEqual([...CLUSTER_TLS_VARIABLES.filter((v) => v !== 'TLS'), 'PUBLISH_HOST'].sort());
+    expect(used).toEqual(
+      [...CLUSTER_TLS_VARIABLES.filter((v) => v !== 'TLS'), 'PUBLISH_HOST'].sort(),
+    );
     const defaults = clusterEnv({ TLS: '1' }).tls;
     expect(overrideText).toContain(`\${TLS_PORT:-${defaults?.port}}`);
     expect(overrideText).toContain(`\${HSTS_MAX_AGE:-${defaults?.hstsMaxAge}}`);
@@ -269,14 +311,18 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
     // Documented together (docs/cluster.md, "HTTPS and HTTP/2").
     const page = read('docs/cluster.md');
     const section = page.slice(page.indexOf('### HTTPS and HTTP/2'));
-    for (const name of CLUSTER_TLS_VARIABLES) expect(section).toMatch(new RegExp(`^\\| [^|]*\`${name}\``, 'm'));
+    for (const name of CLUSTER_TLS_VARIABLES)
+      expect(section).toMatch(new RegExp(`^\\| [^|]*\`${name}\``, 'm'));
     // Keys stay out of git and out of the image.
     expect(read('.gitignore').split('\n')).toContain('/.certs/');
     expect(read('.dockerignore').split('\n')).toContain('.certs');
   });
 
   it('serves HTTPS with HTTP/2 on 8443 from the mounted pair, and redirects plain HTTP to the published port', () => {
-    expect(merged.ports).toEqual(['${PUBLISH_HOST:-0.0.0.0}:${PORT:-8080}:8080', '${PUBLISH_HOST:-0.0.0.0}:${TLS_PORT:-8443}:8443']);
+    expect(merged.ports).toEqual([
+      '${PUBLISH_HOST:-0.0.0.0}:${PORT:-8080}:8080',
+      '${PUBLISH_HOST:-0.0.0.0}:${TLS_PORT:-8443}:8443',
+    ]);
     const mounts = tlsNginx.volumes ?? [];
     // Long syntax: a missing file is an error, not a directory Docker makes in its place.
     expect(mounts.map((m) => m.type)).toEqual(['bind', 'bind']);
@@ -286,7 +332,15 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
     const version = /nginx:(\d+\.\d+)/.exec(merged.image as string)?.[1] as string;
     expect(http2StyleFor(version)).toBe('directive');
     expect(env.STREAMCAST_TLS).toBe(
-      nginxTlsDirectives({ listen: '8443', certFile: cert?.target as string, keyFile: key?.target as string, http2: 'directive' }, ' '),
+      nginxTlsDirectives(
+        {
+          listen: '8443',
+          certFile: cert?.target as string,
+          keyFile: key?.target as string,
+          http2: 'directive',
+        },
+        ' ',
+      ),
     );
     expect(env.STREAMCAST_HTTPS_PORT).toBe('${TLS_PORT:-8443}');
     expect(env.STREAMCAST_HSTS_MAX_AGE).toBe('${HSTS_MAX_AGE:-0}');
@@ -298,7 +352,9 @@ describe('docker-compose.tls.yml (HTTPS and HTTP/2 at the balancer)', () => {
     );
     expect(rendered).not.toMatch(/\$\{STREAMCAST_[A-Z0-9_]+\}/);
     expect(rendered).toMatch(/^\s*listen 8080 backlog=4096;$/m);
-    expect(rendered).toContain('listen 8443 ssl backlog=4096; http2 on; ssl_certificate "/etc/nginx/tls/cert.pem";');
+    expect(rendered).toContain(
+      'listen 8443 ssl backlog=4096; http2 on; ssl_certificate "/etc/nginx/tls/cert.pem";',
+    );
     expect(rendered).toMatch(/^\s*http "8443";$/m);
   });
 });
@@ -314,12 +370,16 @@ describe('the nginx template', () => {
     expect(directives).toMatch(/^\s*proxy_buffering off;$/m);
     expect(directives).toMatch(/^\s*proxy_cache off;$/m);
     expect(directives).toMatch(/^\s*gzip off;$/m);
-    expect(directives).toMatch(/^\s*proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;$/m);
+    expect(directives).toMatch(
+      /^\s*proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;$/m,
+    );
     expect(directives).toMatch(/^\s*proxy_next_upstream error timeout;$/m);
     const readTimeout = Number(/^\s*proxy_read_timeout (\d+)s;$/m.exec(directives)?.[1]);
     // Above the heartbeat: a quiet stream is never cut by the balancer.
     expect(readTimeout).toBeGreaterThan(Number(gatewayEnv.HEARTBEAT_S.parse(undefined)));
-    expect(directives).toMatch(/location ~\* \^\/\+publish\/\*\$ \{\s*default_type application\/json;\s*return 403/);
+    expect(directives).toMatch(
+      /location ~\* \^\/\+publish\/\*\$ \{\s*default_type application\/json;\s*return 403/,
+    );
   });
 
   it('renders for the local cluster into a configuration Debian nginx accepts (nginx -t)', () => {
@@ -335,7 +395,9 @@ describe('the nginx template', () => {
           accessLog: 'access.log streamcast',
         }),
       );
-      const result = spawnSync(nginxPath(), ['-t', '-e', 'stderr', '-p', `${dir}/`, '-c', conf], { encoding: 'utf8' });
+      const result = spawnSync(nginxPath(), ['-t', '-e', 'stderr', '-p', `${dir}/`, '-c', conf], {
+        encoding: 'utf8',
+      });
       expect(result.stderr).toContain('test is successful');
       expect(result.status).toBe(0);
     } finally {
@@ -346,13 +408,21 @@ describe('the nginx template', () => {
   it('is tuned for HTTPS: TLS 1.2 and 1.3, a 308 to HTTPS from plain HTTP, HSTS only when configured', () => {
     const directives = template.replace(/#.*$/gm, '');
     expect(directives).toMatch(/^\s*ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
-    expect(directives).toMatch(/if \(\$streamcast_https_port\) \{\s*return 308 https:\/\/\$host:\$streamcast_https_port\$request_uri;\s*\}/);
-    expect(directives).toMatch(/map \$scheme \$streamcast_https_port \{\s*default "";\s*http "\$\{STREAMCAST_HTTPS_PORT\}";\s*\}/);
+    expect(directives).toMatch(
+      /if \(\$streamcast_https_port\) \{\s*return 308 https:\/\/\$host:\$streamcast_https_port\$request_uri;\s*\}/,
+    );
+    expect(directives).toMatch(
+      /map \$scheme \$streamcast_https_port \{\s*default "";\s*http "\$\{STREAMCAST_HTTPS_PORT\}";\s*\}/,
+    );
     // Over HTTPS only, and on every answer: a location with add_header lines of its own (which
     // drop the server's) repeats it; one such location today, /streamcast-retry.
-    expect(directives).toMatch(/map "\$scheme \$\{STREAMCAST_HSTS_MAX_AGE\}" \$streamcast_hsts \{\s*default "";\s*"~\^https /);
+    expect(directives).toMatch(
+      /map "\$scheme \$\{STREAMCAST_HSTS_MAX_AGE\}" \$streamcast_hsts \{\s*default "";\s*"~\^https /,
+    );
     const addHeaders = directives.match(/^\s*add_header .*$/gm) ?? [];
-    const hsts = addHeaders.filter((l) => l.includes('Strict-Transport-Security $streamcast_hsts always;'));
+    const hsts = addHeaders.filter((l) =>
+      l.includes('Strict-Transport-Security $streamcast_hsts always;'),
+    );
     expect(hsts.length).toBe(addHeaders.length - hsts.length + 1);
   });
 
@@ -380,7 +450,9 @@ describe('the nginx template', () => {
           hstsMaxAge: 31536000,
         }),
       );
-      const result = spawnSync(nginxPath(), ['-t', '-e', 'stderr', '-p', `${dir}/`, '-c', conf], { encoding: 'utf8' });
+      const result = spawnSync(nginxPath(), ['-t', '-e', 'stderr', '-p', `${dir}/`, '-c', conf], {
+        encoding: 'utf8',
+      });
       expect(result.stderr).toContain('test is successful');
       // Not even a deprecation warning for the nginx at hand.
       expect(result.stderr).not.toMatch(/\[(warn|emerg)\]/);
@@ -395,10 +467,17 @@ describe('the nginx template', () => {
     expect(http2StyleFor('1.25.0')).toBe('listen');
     expect(http2StyleFor('1.25.1')).toBe('directive');
     expect(http2StyleFor('1.28')).toBe('directive');
-    expect(nginxTlsDirectives({ listen: '127.0.0.1:8443', certFile: '/c.pem', keyFile: '/k.pem', http2: 'listen' }, ' ')).toBe(
+    expect(
+      nginxTlsDirectives(
+        { listen: '127.0.0.1:8443', certFile: '/c.pem', keyFile: '/k.pem', http2: 'listen' },
+        ' ',
+      ),
+    ).toBe(
       'listen 127.0.0.1:8443 ssl http2 backlog=4096; ssl_certificate "/c.pem"; ssl_certificate_key "/k.pem";',
     );
-    expect(() => nginxTlsDirectives({ listen: '1', certFile: '/a$b', keyFile: '/k', http2: 'listen' })).toThrow(/unusable/);
+    expect(() =>
+      nginxTlsDirectives({ listen: '1', certFile: '/a$b', keyFile: '/k', http2: 'listen' }),
+    ).toThrow(/unusable/);
   });
 
   it('refuses to render a placeholder it does not know', () => {
@@ -433,7 +512,11 @@ describe('the HAProxy configuration', () => {
 
   const haproxy = haproxyPath();
   (haproxy ? it : it.skip)('is accepted by haproxy -c', () => {
-    const result = spawnSync(haproxy as string, ['-c', '-f', join(ROOT, 'infra/haproxy/haproxy.cfg')], { encoding: 'utf8' });
+    const result = spawnSync(
+      haproxy as string,
+      ['-c', '-f', join(ROOT, 'infra/haproxy/haproxy.cfg')],
+      { encoding: 'utf8' },
+    );
     expect(`${result.stdout}${result.stderr}`).toContain('Configuration file is valid');
     expect(result.status).toBe(0);
   });
@@ -444,7 +527,10 @@ describe('the HAProxy configuration', () => {
 
 describe('the Dockerfile', () => {
   const dockerfile = read('Dockerfile');
-  const instructions = dockerfile.replace(/\\\n/g, ' ').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+  const instructions = dockerfile
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#'));
 
   it('builds in stages a production install that runs as a non-root user', () => {
     expect(instructions.filter((l) => /^FROM /.test(l)).length).toBeGreaterThanOrEqual(2);
@@ -455,7 +541,9 @@ describe('the Dockerfile', () => {
     // The build stage compiles; what runs needs no TypeScript tooling (a devDependency, omitted).
     expect(dockerfile).toMatch(/npm run build/);
     const pkg = JSON.parse(read('package.json')) as { devDependencies?: Record<string, string> };
-    expect(Object.keys(pkg.devDependencies ?? {})).toEqual(expect.arrayContaining(['ts-node', 'typescript']));
+    expect(Object.keys(pkg.devDependencies ?? {})).toEqual(
+      expect.arrayContaining(['ts-node', 'typescript']),
+    );
     const ignored = read('.dockerignore').split('\n');
     expect(ignored).toEqual(expect.arrayContaining(['**/node_modules', 'packages/testing']));
   });

@@ -47,7 +47,13 @@ describe('configuration', () => {
       PUBLISH_RATE_PER_MIN: 6000,
       UPLOAD_DIR: join(tmpdir(), 'streamcast-uploads'),
       UPLOAD_MAX_BYTES: 104857600,
-      UPLOAD_TYPES: ['text/*', 'image/*', 'application/pdf', 'application/json', 'application/octet-stream'],
+      UPLOAD_TYPES: [
+        'text/*',
+        'image/*',
+        'application/pdf',
+        'application/json',
+        'application/octet-stream',
+      ],
       UPLOAD_RETENTION_S: 3600,
       UPLOAD_ATTEMPTS: 5,
       UPLOAD_CONCURRENCY: 2,
@@ -78,11 +84,12 @@ describe('configuration', () => {
     ['UPLOAD_MAX_BYTES', '10MB'],
     ['UPLOAD_TYPES', 'text/*,images'],
   ])('a gateway with %s=%s exits 1 with one line naming it', (name, value) => {
-    const result = spawnSync(
-      process.execPath,
-      [...SOURCE_EXEC_ARGV, 'apps/gateway/src/main.ts'],
-      { cwd: ROOT, env: { PATH: process.env.PATH, [name]: value }, encoding: 'utf8', timeout: 30_000 },
-    );
+    const result = spawnSync(process.execPath, [...SOURCE_EXEC_ARGV, 'apps/gateway/src/main.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, [name]: value },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);

@@ -1,6 +1,12 @@
 import { createPublisher, type Publisher } from '@streamcast/publisher';
 import { MAX_DATA_DEPTH } from '@streamcast/protocol';
-import { fetchJson, startGatewayProcess, testPrefix, testRedisUrl, type GatewayProcess } from '@streamcast/testing';
+import {
+  fetchJson,
+  startGatewayProcess,
+  testPrefix,
+  testRedisUrl,
+  type GatewayProcess,
+} from '@streamcast/testing';
 
 /**
  * The fixed nesting limit of `data` (docs/api.md, "Error codes": BODY_INVALID), the same through every way to

@@ -14,7 +14,8 @@ describe('SIGTERM drain', () => {
     const [g, other] = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
     const clients: SseClient[] = [];
     try {
-      for (let i = 0; i < 60; i++) clients.push(await SseClient.open(`${g.url}/events?topic=drain`));
+      for (let i = 0; i < 60; i++)
+        clients.push(await SseClient.open(`${g.url}/events?topic=drain`));
       await publishHttp(other.url, 'drain', undefined, 'before');
       await Promise.all(clients.map((c) => c.waitForEvents(1)));
       const endedAt = new Map<SseClient, number>();
@@ -22,7 +23,11 @@ describe('SIGTERM drain', () => {
         for (const c of clients) if (c.ended && !endedAt.has(c)) endedAt.set(c, Date.now());
       }, 10);
       const exited = g.stop();
-      await waitFor(async () => (await fetchJson(`${g.url}/readyz`)).status === 503, 'readyz 503', 2000);
+      await waitFor(
+        async () => (await fetchJson(`${g.url}/readyz`)).status === 503,
+        'readyz 503',
+        2000,
+      );
       const late = await SseClient.open(`${g.url}/events?topic=drain`);
       await late.waitForEnd();
       expect(late.status).toBe(200);

@@ -4,7 +4,15 @@ import fastifyRedis from '@fastify/redis';
 import { createBroadcaster, sse, type Broadcaster } from '@streamcast/express';
 import { redisClientOptions, streamcast } from '@streamcast/fastify';
 import { ParamInvalid } from '@streamcast/protocol';
-import { SseClient, fetchJson, sleep, testPrefix, testRedisUrl, waitFor, withEpoch } from '@streamcast/testing';
+import {
+  SseClient,
+  fetchJson,
+  sleep,
+  testPrefix,
+  testRedisUrl,
+  waitFor,
+  withEpoch,
+} from '@streamcast/testing';
 import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { startChatServer, type ChatServer } from '../examples/chat-server/server';
@@ -140,12 +148,18 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
     expect(client.events.map((e) => e.id)).toEqual(ids);
     expect(client.events.map((e) => e.event)).toEqual(Array(5).fill('priceUpdate'));
     expect(client.data<{ price: number }>().map((d) => d.price)).toEqual([100, 101, 102, 103, 104]);
-    expect(client.raw).toContain(`id: ${ids[0]}\nevent: priceUpdate\ndata: {"symbol":"AAPL","price":100}\n\n`);
+    expect(client.raw).toContain(
+      `id: ${ids[0]}\nevent: priceUpdate\ndata: {"symbol":"AAPL","price":100}\n\n`,
+    );
   });
 
   it('writes a heartbeat comment on a silent stream', async () => {
     const client = await open('/events?topic=quiet');
-    await waitFor(() => client.comments.length >= 2, () => `2 heartbeats (got ${client.comments.length})`, 5000);
+    await waitFor(
+      () => client.comments.length >= 2,
+      () => `2 heartbeats (got ${client.comments.length})`,
+      5000,
+    );
     expect(client.events).toEqual([]);
   });
 
@@ -154,8 +168,12 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
     for (let i = 0; i < 30; i++) await app.publish(i % 3 ? 'm1' : 'm2', 'n', { i });
     await client.waitForEvents(30);
     const got = client.data<{ i: number }>().map((d) => d.i);
-    expect(got.filter((i) => i % 3 !== 0)).toEqual([...Array(30).keys()].filter((i) => i % 3 !== 0));
-    expect(got.filter((i) => i % 3 === 0)).toEqual([...Array(30).keys()].filter((i) => i % 3 === 0));
+    expect(got.filter((i) => i % 3 !== 0)).toEqual(
+      [...Array(30).keys()].filter((i) => i % 3 !== 0),
+    );
+    expect(got.filter((i) => i % 3 === 0)).toEqual(
+      [...Array(30).keys()].filter((i) => i % 3 === 0),
+    );
   });
 
   it('resumes by Last-Event-ID header and by lastEventId query, the header winning', async () => {
@@ -166,7 +184,9 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
     first.close();
     for (let i = 5; i < 10; i++) await app.publish(i % 2 ? 'resume' : 'resume-2', undefined, i);
     const byHeader = await open('/events?topic=resume-2&topic=resume', { 'last-event-id': cursor });
-    const byQuery = await open(`/events?topic=resume&topic=resume-2&lastEventId=${encodeURIComponent(cursor)}`);
+    const byQuery = await open(
+      `/events?topic=resume&topic=resume-2&lastEventId=${encodeURIComponent(cursor)}`,
+    );
     const both = await open('/events?topic=resume&topic=resume-2&lastEventId=1~0.zz.0.0', {
       'last-event-id': cursor,
     });
@@ -209,7 +229,9 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
     await unknown.waitForEvents(2);
     expect(lost.data()).toEqual([2]);
     expect(unknown.data()).toEqual([2]);
-    const again = await open('/events?topic=lost', { 'last-event-id': unknown.events[0]?.id as string });
+    const again = await open('/events?topic=lost', {
+      'last-event-id': unknown.events[0]?.id as string,
+    });
     await again.waitForEvents(1);
     expect(again.resets()).toEqual([]);
     expect(again.data()).toEqual([2]);
@@ -224,23 +246,43 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
       ['topic with a space', '/events?topic=a%20b', 'TOPIC_INVALID'],
       ['topic too long', `/events?topic=${'x'.repeat(201)}`, 'TOPIC_INVALID'],
       ['unicode topic', '/events?topic=%C3%A9', 'TOPIC_INVALID'],
-      ['33 topics', `/events?${[...Array(33).keys()].map((i) => `topic=t${i}`).join('&')}`, 'TOO_MANY_TOPICS'],
+      [
+        '33 topics',
+        `/events?${[...Array(33).keys()].map((i) => `topic=t${i}`).join('&')}`,
+        'TOO_MANY_TOPICS',
+      ],
       ['cursor with bad characters', '/events?topic=a&lastEventId=ABC%00', 'CURSOR_INVALID'],
       ['cursor too long', `/events?topic=a&lastEventId=${'1'.repeat(1025)}`, 'CURSOR_INVALID'],
       ['cursor given twice', '/events?topic=a&lastEventId=1&lastEventId=2', 'CURSOR_INVALID'],
       ['bad route parameter', '/api/stocks/not%20a%20symbol', 'PARAM_INVALID'],
-      ['bad route parameter, good cursor', '/api/stocks/toolongsymbol1?lastEventId=1', 'PARAM_INVALID'],
+      [
+        'bad route parameter, good cursor',
+        '/api/stocks/toolongsymbol1?lastEventId=1',
+        'PARAM_INVALID',
+      ],
     ];
     for (const [name, path, code] of cases) {
       const res = await fetchJson(`${app.url}${path}`);
-      expect({ name, status: res.status, code: res.body?.error?.code }).toEqual({ name, status: 400, code });
+      expect({ name, status: res.status, code: res.body?.error?.code }).toEqual({
+        name,
+        status: 400,
+        code,
+      });
       expect(res.headers['content-type']).toMatch(/^application\/json/);
       expect(typeof res.body.error.message).toBe('string');
     }
-    const badHeader = await fetchJson(`${app.url}/api/stocks/ibm`, { headers: { 'last-event-id': 'NOPE' } });
+    const badHeader = await fetchJson(`${app.url}/api/stocks/ibm`, {
+      headers: { 'last-event-id': 'NOPE' },
+    });
     expect([badHeader.status, badHeader.body.error.code]).toEqual([400, 'CURSOR_INVALID']);
     // Publishing from the host app is validated the same way, before Redis.
-    const refused = async (p: Promise<unknown>) => ((await p.then(() => undefined, (e) => e)) as { code?: string })?.code;
+    const refused = async (p: Promise<unknown>) =>
+      (
+        (await p.then(
+          () => undefined,
+          (e) => e,
+        )) as { code?: string }
+      )?.code;
     expect(await refused(app.publish('a b', undefined, 1))).toBe('TOPIC_INVALID');
     expect(await refused(app.publish('a', 'reset', 1))).toBe('EVENT_RESERVED');
     expect(await refused(app.publish('a', 'bad event', 1))).toBe('EVENT_INVALID');
@@ -272,7 +314,10 @@ describe.each(hosts)('an $name app embedding the broadcaster', ({ make }) => {
       req.destroy();
     }
     await sleep(400);
-    await waitFor(() => app.connectionCount() === 0, () => `no open streams (got ${app.connectionCount()})`);
+    await waitFor(
+      () => app.connectionCount() === 0,
+      () => `no open streams (got ${app.connectionCount()})`,
+    );
   });
 });
 
@@ -292,7 +337,9 @@ describe('an Express app and a Fastify app on one Redis', () => {
       await onB.waitForEvents(1);
       expect(onA.events.map((e) => e.id)).toEqual([id1, id3]);
       expect(onB.events).toEqual([{ id: id2, event: 'priceUpdate', data: '"from fastify"' }]);
-      const resumed = await SseClient.open(`${b.url}/events?topic=shared`, { 'last-event-id': id1 });
+      const resumed = await SseClient.open(`${b.url}/events?topic=shared`, {
+        'last-event-id': id1,
+      });
       clients.push(resumed);
       await resumed.waitForEvents(1);
       expect(resumed.data()).toEqual(['from fastify']);
@@ -386,7 +433,9 @@ describe('the chat server example', () => {
     // stored, so it is not replayed.
     onOne.close();
     await two.broadcaster.publish('chat', 'user-joined', { name: 'Bob' });
-    const back = await SseClient.open(`${two.url}/api/chat-updates`, { 'last-event-id': posted.body.id });
+    const back = await SseClient.open(`${two.url}/api/chat-updates`, {
+      'last-event-id': posted.body.id,
+    });
     clients.push(back);
     await back.waitForEvents(2);
     await sleep(50);

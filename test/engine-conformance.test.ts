@@ -93,7 +93,11 @@ describe.each(kinds)('$name engine', (kind) => {
   async function subscribe(topics: string[], cursor?: string): Promise<MemorySink> {
     const sink = new MemorySink();
     sinks.push(sink);
-    await hub.subscribe(sink, [...new Set(topics)].sort(), cursor ? parseCursor(cursor) : undefined);
+    await hub.subscribe(
+      sink,
+      [...new Set(topics)].sort(),
+      cursor ? parseCursor(cursor) : undefined,
+    );
     return sink;
   }
 
@@ -310,7 +314,8 @@ describe.each(kinds)('$name engine', (kind) => {
      */
     async function expectResetThenExactlyLater(topic: string, cursor: string, reason: string) {
       const producer = keepPublishing(topic);
-      const published = (n: number) => waitFor(() => producer.ids.length >= n, `${n} events published`);
+      const published = (n: number) =>
+        waitFor(() => producer.ids.length >= n, `${n} events published`);
       await published(20);
       const sink = await subscribe([topic], cursor);
       await published(producer.ids.length + 30);
@@ -318,7 +323,10 @@ describe.each(kinds)('$name engine', (kind) => {
       await published(producer.ids.length + 30);
       const ids = await producer.stop();
       const last = (s: MemorySink) => s.data<{ seq: number }>('n').at(-1)?.seq;
-      await waitFor(() => last(sink) === ids.length - 1 && last(again) === ids.length - 1, 'the last event on both');
+      await waitFor(
+        () => last(sink) === ids.length - 1 && last(again) === ids.length - 1,
+        'the last event on both',
+      );
       await sleep(50);
       expect(sink.events[0]?.event).toBe('reset');
       expect(sink.resets()).toEqual([{ topics: [topic], reason }]);
@@ -344,7 +352,11 @@ describe.each(kinds)('$name engine', (kind) => {
     it('for a position ahead of the stream', async () => {
       await setUp();
       const real = await publish('ahead2', { seq: -1 }, 'n');
-      await expectResetThenExactlyLater('ahead2', real.replace(/\.[0-9a-z]+\.[0-9a-z]+$/, '.zzzzzzzz.0'), 'cursor-unknown');
+      await expectResetThenExactlyLater(
+        'ahead2',
+        real.replace(/\.[0-9a-z]+\.[0-9a-z]+$/, '.zzzzzzzz.0'),
+        'cursor-unknown',
+      );
     });
   });
   it('sends reset history-trimmed when the cursor is older than what history keeps', async () => {
@@ -385,7 +397,11 @@ describe.each(kinds)('$name engine', (kind) => {
   it('carries data with newlines and unicode unchanged', async () => {
     await setUp();
     const sink = await subscribe(['text']);
-    const data = { text: 'line one\nline two\r\nline three\rend', emoji: '😀 ünïcödé 中文', nul: '\u0000' };
+    const data = {
+      text: 'line one\nline two\r\nline three\rend',
+      emoji: '😀 ünïcödé 中文',
+      nul: '\u0000',
+    };
     await publish('text', data);
     await publish('text', 'plain string');
     await publish('text', null);

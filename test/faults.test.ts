@@ -94,7 +94,11 @@ describe('faults between gateways and Redis', () => {
    * kill -9 of Redis under continuous publishing (optionally losing its data): both gateways
    * turn not ready, Redis comes back, both are ready again and 50 more events are stored.
    */
-  async function killAndRestart(server: RedisProcess, loop: ProducerLoop, { wipe }: { wipe: boolean }) {
+  async function killAndRestart(
+    server: RedisProcess,
+    loop: ProducerLoop,
+    { wipe }: { wipe: boolean },
+  ) {
     await server.kill();
     if (wipe) server.wipe();
     await waitFor(
@@ -107,12 +111,19 @@ describe('faults between gateways and Redis', () => {
     for (const g of gateways) {
       await waitFor(async () => (await readiness(g)) === 200, 'readiness back', 15_000);
     }
-    await waitFor(() => loop.stored >= storedBefore + 50, '50 events stored after the restart', 15_000);
+    await waitFor(
+      () => loop.stored >= storedBefore + 50,
+      '50 events stored after the restart',
+      15_000,
+    );
   }
 
   it('repairs the gap when only the subscriber connections are killed, and nobody notices', async () => {
     redis = await RedisProcess.start();
-    gateways = await Promise.all([startGatewayProcess(env(redis.url)), startGatewayProcess(env(redis.url))]);
+    gateways = await Promise.all([
+      startGatewayProcess(env(redis.url)),
+      startGatewayProcess(env(redis.url)),
+    ]);
     publisher = await createPublisher({ redisUrl: redis.url });
     const subs = await Promise.all(
       gateways.flatMap((g) => [0, 1].map(() => SseClient.open(`${g.url}/events?topic=kill-sub`))),
@@ -179,11 +190,18 @@ describe('faults between gateways and Redis', () => {
 
   it('resets every subscriber when Redis is killed and restarts empty, then delivers live events again', async () => {
     const server = (redis = await RedisProcess.start());
-    gateways = await Promise.all([startGatewayProcess(env(server.url)), startGatewayProcess(env(server.url))]);
+    gateways = await Promise.all([
+      startGatewayProcess(env(server.url)),
+      startGatewayProcess(env(server.url)),
+    ]);
     publisher = await createPublisher({ redisUrl: server.url, timeoutMs: 1000 });
     const subs = await subscribers('amnesia');
     const loop = produce('amnesia');
-    await waitFor(() => subs.every((s) => s.data('n').length >= 50), 'every subscriber at 50 events', 20_000);
+    await waitFor(
+      () => subs.every((s) => s.data('n').length >= 50),
+      'every subscriber at 50 events',
+      20_000,
+    );
 
     await killAndRestart(server, loop, { wipe: true });
     const stored = await loop.stop();
@@ -196,19 +214,29 @@ describe('faults between gateways and Redis', () => {
       ]);
       expect(report.resets.every((r) => r === 'history-lost')).toBe(true);
       // Live from the reset on: exactly what was stored after it, no replay of the new history.
-      expect(expectExactlyAfterResets(sub.events, 'amnesia', storedSeqs(loop.ids, 'amnesia'))).toBe(1);
+      expect(expectExactlyAfterResets(sub.events, 'amnesia', storedSeqs(loop.ids, 'amnesia'))).toBe(
+        1,
+      );
       expect(sub.ended).toBe(false);
     }
-    for (const g of gateways) expect(await readMetric(g.url, 'sse_resets_total')).toBeGreaterThanOrEqual(2);
+    for (const g of gateways)
+      expect(await readMetric(g.url, 'sse_resets_total')).toBeGreaterThanOrEqual(2);
   });
 
   it('loses nothing and resets nobody when Redis restarts from its append-only file', async () => {
     const server = (redis = await RedisProcess.start({ appendonly: true }));
-    gateways = await Promise.all([startGatewayProcess(env(server.url)), startGatewayProcess(env(server.url))]);
+    gateways = await Promise.all([
+      startGatewayProcess(env(server.url)),
+      startGatewayProcess(env(server.url)),
+    ]);
     publisher = await createPublisher({ redisUrl: server.url, timeoutMs: 1000 });
     const subs = await subscribers('durable');
     const loop = produce('durable');
-    await waitFor(() => subs.every((s) => s.data('n').length >= 50), 'every subscriber at 50 events', 20_000);
+    await waitFor(
+      () => subs.every((s) => s.data('n').length >= 50),
+      'every subscriber at 50 events',
+      20_000,
+    );
 
     await killAndRestart(server, loop, { wipe: false });
     const stored = await loop.stop();
@@ -241,21 +269,28 @@ describe('faults between gateways and Redis', () => {
       SseClient.open(`${g2.url}/events?topic=firehose&topic=quiet`),
     ]);
     clients.push(...others);
-    await waitFor(async () => (await readMetric(g1.url, 'sse_connections')) === 2, 'two streams on g1');
+    await waitFor(
+      async () => (await readMetric(g1.url, 'sse_connections')) === 2,
+      'two streams on g1',
+    );
 
     // 16 KiB events until the gateway gives up on the slow client: first the kernel's socket
     // buffers fill, then its send queue passes MAX_QUEUE_BYTES.
     const pad = 'x'.repeat(16 * 1024);
     let seq = 0;
     while ((await readMetric(g1.url, 'sse_slow_client_disconnects_total')) < 1) {
-      if (seq >= 3000) throw new Error(`published ${seq} events of 16 KiB and the slow client is still connected`);
+      if (seq >= 3000)
+        throw new Error(`published ${seq} events of 16 KiB and the slow client is still connected`);
       for (let i = 0; i < 20; i++, seq++) await publisher.publish('firehose', 'n', { seq, pad });
     }
     for (let i = 0; i < 20; i++, seq++) await publisher.publish('firehose', 'n', { seq, pad });
     const total = seq;
 
     // Freed: the gateway holds only the client that reads.
-    await waitFor(async () => (await readMetric(g1.url, 'sse_connections')) === 1, 'g1 down to one stream');
+    await waitFor(
+      async () => (await readMetric(g1.url, 'sse_connections')) === 1,
+      'g1 down to one stream',
+    );
     expect(await readMetric(g1.url, 'sse_slow_client_disconnects_total')).toBe(1);
     expect(await readMetric(g2.url, 'sse_slow_client_disconnects_total')).toBe(0);
     await waitForLast(others, total - 1);
@@ -271,11 +306,18 @@ describe('faults between gateways and Redis', () => {
     const lastId = received.at(-1)?.id as string;
     expect(received.length).toBeGreaterThan(0);
     expect(received.length).toBeLessThan(total);
-    process.stdout.write(`slow client: cut after ${total - 20} events of 16 KiB; had read ${received.length}\n`);
-    const resumed = await SseClient.open(`${g1.url}/events?topic=firehose`, { 'last-event-id': lastId });
+    process.stdout.write(
+      `slow client: cut after ${total - 20} events of 16 KiB; had read ${received.length}\n`,
+    );
+    const resumed = await SseClient.open(`${g1.url}/events?topic=firehose`, {
+      'last-event-id': lastId,
+    });
     clients.push(resumed);
     await waitForLast([resumed], total - 1);
-    const whole = expectContiguousOrReset({ events: [...received, ...resumed.events] }, { firstSeq: 0 });
+    const whole = expectContiguousOrReset(
+      { events: [...received, ...resumed.events] },
+      { firstSeq: 0 },
+    );
     expect(whole.resets).toEqual([]);
     expect(whole.seqs).toEqual([...Array(total).keys()]);
   });
@@ -306,7 +348,10 @@ describe('Redis Sentinel failover', () => {
   const readiness = async (g: GatewayProcess) => (await fetchJson(`${g.url}/readyz`)).status;
 
   it('publishes on the new master; clients get every surviving event, and a reset where writes were lost', async () => {
-    const sentinels = (cluster = await SentinelCluster.start({ sentinels: 3, proxyReplication: true }));
+    const sentinels = (cluster = await SentinelCluster.start({
+      sentinels: 3,
+      proxyReplication: true,
+    }));
     const env = {
       ...sentinels.env,
       RETRY_MS: '100',
@@ -334,7 +379,11 @@ describe('Redis Sentinel failover', () => {
     const pub = publisher;
     const loop = (producer = startProducerLoop((seq) => pub.publish('failover', 'n', { seq })));
     const seqsOf = (sub: SseClient) => sub.data<{ seq: number }>('n').map((d) => d.seq);
-    await waitFor(() => subs.every((s) => seqsOf(s).length >= 50), 'every subscriber at 50 events', 20_000);
+    await waitFor(
+      () => subs.every((s) => seqsOf(s).length >= 50),
+      'every subscriber at 50 events',
+      20_000,
+    );
 
     // The replica falls behind; what the master acknowledges from now on, a failover loses.
     sentinels.stallReplication();
@@ -347,17 +396,30 @@ describe('Redis Sentinel failover', () => {
     const failoverMs = await sentinels.killMasterAndFailOver();
     const storedAtFailover = loop.stored;
     for (const g of [g1, g2]) {
-      await waitFor(async () => (await readiness(g)) === 200, 'readiness on the new master', 20_000);
+      await waitFor(
+        async () => (await readiness(g)) === 200,
+        'readiness on the new master',
+        20_000,
+      );
     }
-    await waitFor(() => loop.stored >= storedAtFailover + 50, '50 events stored on the new master', 20_000);
+    await waitFor(
+      () => loop.stored >= storedAtFailover + 50,
+      '50 events stored on the new master',
+      20_000,
+    );
     const stored = await loop.stop();
 
     // What the surviving side holds, and which acknowledged seqs it lost.
     const survivor = new Redis(sentinels.replica.url);
     let surviving: number[];
     try {
-      const entries = (await survivor.xrange('sse:{failover}:log', '-', '+')) as Array<[string, string[]]>;
-      surviving = entries.map(([, fields]) => (JSON.parse(fields[fields.indexOf('d') + 1] as string) as { seq: number }).seq);
+      const entries = (await survivor.xrange('sse:{failover}:log', '-', '+')) as Array<
+        [string, string[]]
+      >;
+      surviving = entries.map(
+        ([, fields]) =>
+          (JSON.parse(fields[fields.indexOf('d') + 1] as string) as { seq: number }).seq,
+      );
     } finally {
       survivor.disconnect();
     }
@@ -386,7 +448,8 @@ describe('Redis Sentinel failover', () => {
           sawLost = false;
         } else if (e.event === 'n') {
           const seq = (JSON.parse(e.data) as { seq: number }).seq;
-          if (kept.has(seq) && sawLost) throw new Error(`seq ${seq} follows lost writes without a reset`);
+          if (kept.has(seq) && sawLost)
+            throw new Error(`seq ${seq} follows lost writes without a reset`);
           if (!kept.has(seq)) sawLost = true;
         }
       }

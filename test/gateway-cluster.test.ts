@@ -72,7 +72,10 @@ describe('two gateways on one Redis', () => {
     );
     const redis = new Redis(testRedisUrl());
     try {
-      const [, count] = (await redis.pubsub('NUMSUB', `${prefix}:{popular}:live`)) as [string, number];
+      const [, count] = (await redis.pubsub('NUMSUB', `${prefix}:{popular}:live`)) as [
+        string,
+        number,
+      ];
       expect(count).toBe(2);
     } finally {
       redis.disconnect();
@@ -96,11 +99,13 @@ describe('two gateways on one Redis', () => {
 
   it('resumes on the other gateway by Last-Event-ID header and by lastEventId query', async () => {
     const first = await open(`${a.url}/events?topic=resume&topic=resume-2`);
-    for (let i = 0; i < 5; i++) await publishHttp(a.url, i % 2 ? 'resume' : 'resume-2', undefined, i);
+    for (let i = 0; i < 5; i++)
+      await publishHttp(a.url, i % 2 ? 'resume' : 'resume-2', undefined, i);
     await first.waitForEvents(5);
     const cursor = first.lastId as string;
     first.close();
-    for (let i = 5; i < 10; i++) await publishHttp(b.url, i % 2 ? 'resume' : 'resume-2', undefined, i);
+    for (let i = 5; i < 10; i++)
+      await publishHttp(b.url, i % 2 ? 'resume' : 'resume-2', undefined, i);
     const byHeader = await open(`${b.url}/events?topic=resume-2&topic=resume`, {
       'last-event-id': cursor,
     });
@@ -132,22 +137,45 @@ describe('two gateways on one Redis', () => {
     const cursor = first.lastId as string;
     first.close();
     const c1Cursor = await publishHttp(a.url, c1, 'n', { t: 'c1', n: 1 });
-    for (const [topic, t] of [[x, 'x'], [y, 'y'], [z, 'z'], [c1, 'c1'], [c2, 'c2']]) {
+    for (const [topic, t] of [
+      [x, 'x'],
+      [y, 'y'],
+      [z, 'z'],
+      [c1, 'c1'],
+      [c2, 'c2'],
+    ]) {
       await publishHttp(a.url, topic as string, 'n', { t, n: 2 });
     }
     const q = encodeURIComponent;
     // Topics changed (y dropped, z added) and listed in another order: x resumes, z starts live.
-    const changed = await open(`${b.url}/events?topic=${z}&topic=${x}`, { 'last-event-id': cursor });
-    const byQuery = await open(`${b.url}/events?topic=${x}&topic=${y}&topic=${z}&lastEventId=${q(cursor)}`);
+    const changed = await open(`${b.url}/events?topic=${z}&topic=${x}`, {
+      'last-event-id': cursor,
+    });
+    const byQuery = await open(
+      `${b.url}/events?topic=${x}&topic=${y}&topic=${z}&lastEventId=${q(cursor)}`,
+    );
     // The previous format: one entry on its one topic resumes; two entries on one topic reset.
-    const legacyOne = await open(`${b.url}/events?topic=${x}`, { 'last-event-id': legacyCursor(cursor, [x]) });
-    const legacyOff = await open(`${b.url}/events?topic=${x}`, { 'last-event-id': legacyCursor(cursor, [x, y]) });
+    const legacyOne = await open(`${b.url}/events?topic=${x}`, {
+      'last-event-id': legacyCursor(cursor, [x]),
+    });
+    const legacyOff = await open(`${b.url}/events?topic=${x}`, {
+      'last-event-id': legacyCursor(cursor, [x, y]),
+    });
     // Two requested topics with one fingerprint: the entry could be either's, so both reset.
-    const collided = await open(`${b.url}/events?topic=${c1}&topic=${c2}&lastEventId=${q(c1Cursor)}`);
-    for (const [topic, t] of [[x, 'x'], [y, 'y'], [z, 'z'], [c1, 'c1'], [c2, 'c2']]) {
+    const collided = await open(
+      `${b.url}/events?topic=${c1}&topic=${c2}&lastEventId=${q(c1Cursor)}`,
+    );
+    for (const [topic, t] of [
+      [x, 'x'],
+      [y, 'y'],
+      [z, 'z'],
+      [c1, 'c1'],
+      [c2, 'c2'],
+    ]) {
       await publishHttp(a.url, topic as string, 'n', { t, n: 3 });
     }
-    const seen = (client: SseClient) => client.data<{ t: string; n: number }>('n').map((d) => `${d.t}${d.n}`);
+    const seen = (client: SseClient) =>
+      client.data<{ t: string; n: number }>('n').map((d) => `${d.t}${d.n}`);
     const expected: Array<[SseClient, string[], Array<{ topics: string[]; reason: string }>]> = [
       [changed, ['x2', 'x3', 'z3'], []],
       [byQuery, ['x2', 'x3', 'y2', 'y3', 'z3'], []],
@@ -172,7 +200,9 @@ describe('two gateways on one Redis', () => {
     await waitFor(() => ids.length >= 50, '50 events published');
     const starts = [5, 25, 45];
     const resumed = await Promise.all(
-      starts.map((n) => open(`${b.url}/events?topic=handover`, { 'last-event-id': ids[n] as string })),
+      starts.map((n) =>
+        open(`${b.url}/events?topic=handover`, { 'last-event-id': ids[n] as string }),
+      ),
     );
     await sleep(300);
     stop = true;
@@ -210,10 +240,16 @@ describe('two gateways on one Redis', () => {
       source.addEventListener('n', (e) => seen.push({ id: e.lastEventId, n: JSON.parse(e.data) }));
       await waitFor(() => source.readyState === EventSource.OPEN, 'EventSource open');
       for (let n = 0; n < 5; n++) sentIds.push(await publishHttp(d.url, 'es', 'n', n));
-      await waitFor(() => seen.length === 5, () => `5 events (got ${seen.length})`);
+      await waitFor(
+        () => seen.length === 5,
+        () => `5 events (got ${seen.length})`,
+      );
       await c.kill();
       for (let n = 5; n < 10; n++) sentIds.push(await publishHttp(d.url, 'es', 'n', n));
-      await waitFor(() => seen.length >= 10, () => `10 events (got ${seen.length})`);
+      await waitFor(
+        () => seen.length >= 10,
+        () => `10 events (got ${seen.length})`,
+      );
       await sleep(100);
       expect(seen.map((e) => e.n)).toEqual([...Array(10).keys()]);
       expect(seen.map((e) => e.id)).toEqual(sentIds);
@@ -268,25 +304,113 @@ describe('two gateways on one Redis', () => {
         400,
         'TOO_MANY_TOPICS',
       ],
-      ['cursor with bad characters', '/events?topic=a&lastEventId=ABC%00', undefined, 400, 'CURSOR_INVALID'],
-      ['cursor too long', `/events?topic=a&lastEventId=${'1'.repeat(1025)}`, undefined, 400, 'CURSOR_INVALID'],
-      ['cursor given twice', '/events?topic=a&lastEventId=1&lastEventId=2', undefined, 400, 'CURSOR_INVALID'],
+      [
+        'cursor with bad characters',
+        '/events?topic=a&lastEventId=ABC%00',
+        undefined,
+        400,
+        'CURSOR_INVALID',
+      ],
+      [
+        'cursor too long',
+        `/events?topic=a&lastEventId=${'1'.repeat(1025)}`,
+        undefined,
+        400,
+        'CURSOR_INVALID',
+      ],
+      [
+        'cursor given twice',
+        '/events?topic=a&lastEventId=1&lastEventId=2',
+        undefined,
+        400,
+        'CURSOR_INVALID',
+      ],
       ['unknown route', '/nope', undefined, 404, 'NOT_FOUND'],
-      ['publish: not JSON', '/publish', { method: 'POST', headers: json, body: '{"topic":' }, 400, 'BODY_INVALID'],
-      ['publish: array', '/publish', { method: 'POST', headers: json, body: '[]' }, 400, 'BODY_INVALID'],
-      ['publish: unknown field', '/publish', { method: 'POST', headers: json, body: '{"topic":"a","data":1,"x":1}' }, 400, 'BODY_INVALID'],
-      ['publish: no topic', '/publish', { method: 'POST', headers: json, body: '{"data":1}' }, 400, 'TOPIC_INVALID'],
-      ['publish: bad topic', '/publish', { method: 'POST', headers: json, body: '{"topic":"a b","data":1}' }, 400, 'TOPIC_INVALID'],
-      ['publish: no data', '/publish', { method: 'POST', headers: json, body: '{"topic":"a"}' }, 400, 'DATA_MISSING'],
-      ['publish: bad event', '/publish', { method: 'POST', headers: json, body: '{"topic":"a","event":"a b","data":1}' }, 400, 'EVENT_INVALID'],
-      ['publish: event not a string', '/publish', { method: 'POST', headers: json, body: '{"topic":"a","event":5,"data":1}' }, 400, 'EVENT_INVALID'],
-      ['publish: reset event', '/publish', { method: 'POST', headers: json, body: '{"topic":"a","event":"reset","data":1}' }, 400, 'EVENT_RESERVED'],
-      ['publish: text body', '/publish', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }, 400, 'BODY_INVALID'],
-      ['publish: xml body', '/publish', { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<a/>' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      [
+        'publish: not JSON',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":' },
+        400,
+        'BODY_INVALID',
+      ],
+      [
+        'publish: array',
+        '/publish',
+        { method: 'POST', headers: json, body: '[]' },
+        400,
+        'BODY_INVALID',
+      ],
+      [
+        'publish: unknown field',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a","data":1,"x":1}' },
+        400,
+        'BODY_INVALID',
+      ],
+      [
+        'publish: no topic',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"data":1}' },
+        400,
+        'TOPIC_INVALID',
+      ],
+      [
+        'publish: bad topic',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a b","data":1}' },
+        400,
+        'TOPIC_INVALID',
+      ],
+      [
+        'publish: no data',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a"}' },
+        400,
+        'DATA_MISSING',
+      ],
+      [
+        'publish: bad event',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a","event":"a b","data":1}' },
+        400,
+        'EVENT_INVALID',
+      ],
+      [
+        'publish: event not a string',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a","event":5,"data":1}' },
+        400,
+        'EVENT_INVALID',
+      ],
+      [
+        'publish: reset event',
+        '/publish',
+        { method: 'POST', headers: json, body: '{"topic":"a","event":"reset","data":1}' },
+        400,
+        'EVENT_RESERVED',
+      ],
+      [
+        'publish: text body',
+        '/publish',
+        { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' },
+        400,
+        'BODY_INVALID',
+      ],
+      [
+        'publish: xml body',
+        '/publish',
+        { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<a/>' },
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      ],
       [
         'publish: body too large',
         '/publish',
-        { method: 'POST', headers: json, body: JSON.stringify({ topic: 'a', data: 'x'.repeat(1024 * 1024 + 10) }) },
+        {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ topic: 'a', data: 'x'.repeat(1024 * 1024 + 10) }),
+        },
         413,
         'BODY_TOO_LARGE',
       ],
@@ -383,8 +507,16 @@ describe('when Redis goes away', () => {
     expect(subs.every((s) => !s.ended)).toBe(true);
 
     await redis.launch();
-    await waitFor(async () => (await fetchJson(`${g1.url}/readyz`)).status === 200, 'readyz 200', 15_000);
-    await waitFor(async () => (await fetchJson(`${g2.url}/readyz`)).status === 200, 'readyz 200', 15_000);
+    await waitFor(
+      async () => (await fetchJson(`${g1.url}/readyz`)).status === 200,
+      'readyz 200',
+      15_000,
+    );
+    await waitFor(
+      async () => (await fetchJson(`${g2.url}/readyz`)).status === 200,
+      'readyz 200',
+      15_000,
+    );
     for (let i = 5; i < 10; i++) await publishHttp(i % 2 ? g1.url : g2.url, 'outage', undefined, i);
     await Promise.all(subs.map((s) => s.waitForEvents(10)));
     await sleep(100);
@@ -405,15 +537,25 @@ describe('when Redis goes away', () => {
     await redis.kill();
     redis.wipe();
     await redis.launch();
-    await waitFor(async () => (await fetchJson(`${g2.url}/readyz`)).status === 200, 'readyz 200', 15_000);
-    await waitFor(async () => (await fetchJson(`${g1.url}/readyz`)).status === 200, 'readyz 200', 15_000);
+    await waitFor(
+      async () => (await fetchJson(`${g2.url}/readyz`)).status === 200,
+      'readyz 200',
+      15_000,
+    );
+    await waitFor(
+      async () => (await fetchJson(`${g1.url}/readyz`)).status === 200,
+      'readyz 200',
+      15_000,
+    );
     await sub.waitForEvents(4);
     expect(sub.resets()).toEqual([{ topics: ['amnesia'], reason: 'history-lost' }]);
     await publishHttp(g1.url, 'amnesia', undefined, 'after');
     await sub.waitForEvents(5);
     expect(sub.data()).toEqual([0, 1, 2, 'after']);
     // An old cursor is never taken as current: resuming from it resets too.
-    const late = await SseClient.open(`${g1.url}/events?topic=amnesia`, { 'last-event-id': before });
+    const late = await SseClient.open(`${g1.url}/events?topic=amnesia`, {
+      'last-event-id': before,
+    });
     clients.push(late);
     await late.waitForEvents(1);
     expect(late.resets()).toEqual([{ topics: ['amnesia'], reason: 'history-lost' }]);

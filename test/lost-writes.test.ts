@@ -69,7 +69,9 @@ describe('history that lost acknowledged writes', () => {
   }
 
   async function streamIds(topic: string): Promise<string[]> {
-    const entries = (await redis.xrange(topicKeys(prefix, topic).log, '-', '+')) as Array<[string, string[]]>;
+    const entries = (await redis.xrange(topicKeys(prefix, topic).log, '-', '+')) as Array<
+      [string, string[]]
+    >;
     return entries.map(([id]) => id);
   }
 

@@ -18,16 +18,31 @@ const STEP_MS = 240_000;
 function publishable(): Array<{ dir: string; name: string; manifest: Record<string, unknown> }> {
   return readdirSync(join(ROOT, 'packages'))
     .map((dir) => {
-      const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', dir, 'package.json'), 'utf8'));
+      const manifest = JSON.parse(
+        readFileSync(join(ROOT, 'packages', dir, 'package.json'), 'utf8'),
+      );
       return { dir: `packages/${dir}`, name: manifest.name as string, manifest };
     })
     .filter((p) => p.manifest.private !== true);
 }
 
-function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = cleanEnv()): string {
-  const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', timeout: STEP_MS, maxBuffer: 64 * 2 ** 20 });
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = cleanEnv(),
+): string {
+  const result = spawnSync(command, args, {
+    cwd,
+    env,
+    encoding: 'utf8',
+    timeout: STEP_MS,
+    maxBuffer: 64 * 2 ** 20,
+  });
   if (result.status !== 0) {
-    throw new Error(`${command} ${args.join(' ')} exited ${result.status ?? result.signal}:\n${result.stdout}\n${result.stderr}`);
+    throw new Error(
+      `${command} ${args.join(' ')} exited ${result.status ?? result.signal}:\n${result.stdout}\n${result.stderr}`,
+    );
   }
   return result.stdout;
 }
@@ -44,7 +59,8 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
  * official binary trusts only its bundled CAs.
  */
 function npmEnv(): NodeJS.ProcessEnv {
-  const network = /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY|npm_config_(cafile|ca|registry|proxy|https_proxy|noproxy|strict_ssl|cache))$/i;
+  const network =
+    /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY|npm_config_(cafile|ca|registry|proxy|https_proxy|noproxy|strict_ssl|cache))$/i;
   const passed = Object.entries(process.env).filter(
     (entry): entry is [string, string] => network.test(entry[0]) && entry[1] !== undefined,
   );
@@ -58,7 +74,11 @@ interface AppProcess {
 }
 
 function startNode(cwd: string, args: string[], env: Record<string, string>): AppProcess {
-  const child = spawn(process.execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd,
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const app: AppProcess = { child, lines: [], output: () => '' };
   let out = '';
   let partial = '';
@@ -75,10 +95,15 @@ function startNode(cwd: string, args: string[], env: Record<string, string>): Ap
   return app;
 }
 
-async function jsonLine<T>(app: AppProcess, what: string, match: (line: Record<string, unknown>) => boolean): Promise<T> {
+async function jsonLine<T>(
+  app: AppProcess,
+  what: string,
+  match: (line: Record<string, unknown>) => boolean,
+): Promise<T> {
   const found = await waitFor(
     () => {
-      if (app.child.exitCode !== null) throw new Error(`${what}: exited ${app.child.exitCode}:\n${app.output()}`);
+      if (app.child.exitCode !== null)
+        throw new Error(`${what}: exited ${app.child.exitCode}:\n${app.output()}`);
       return app.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find(match);
     },
     what,
@@ -101,10 +126,27 @@ describe('the packages, packed and installed into an application outside the rep
     app = mkdtempSync(join(tmpdir(), 'streamcast-consumer-'));
     const packDir = join(app, 'tarballs');
     mkdirSync(packDir);
-    run('npm', ['pack', '--silent', '--pack-destination', packDir, ...packages.map((p) => `--workspace=${p.dir}`)], ROOT, npmEnv());
-    tarballs = readdirSync(packDir).filter((f) => f.endsWith('.tgz')).map((f) => join(packDir, f));
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    const versions = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')).packages as Record<string, { version: string }>;
+    run(
+      'npm',
+      [
+        'pack',
+        '--silent',
+        '--pack-destination',
+        packDir,
+        ...packages.map((p) => `--workspace=${p.dir}`),
+      ],
+      ROOT,
+      npmEnv(),
+    );
+    tarballs = readdirSync(packDir)
+      .filter((f) => f.endsWith('.tgz'))
+      .map((f) => join(packDir, f));
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
+    );
+    const versions = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8'))
+      .packages as Record<string, { version: string }>;
     const v = (name: string) => `${name}@${versions[`node_modules/${name}`]?.version ?? 'latest'}`;
     run(
       'npm',
@@ -154,12 +196,17 @@ describe('the packages, packed and installed into an application outside the rep
     for (const tarball of tarballs) {
       const files = run('tar', ['tzf', tarball], app).trim().split('\n');
       expect(files).toContain('package/package.json');
-      expect(files.filter((f) => !/^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+)$/.test(f))).toEqual([]);
+      expect(
+        files.filter(
+          (f) => !/^package\/(package\.json|README\.md|LICENSE|CHANGELOG\.md|dist\/.+)$/.test(f),
+        ),
+      ).toEqual([]);
       expect(files.filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f))).toEqual([]);
       expect(files.filter((f) => /\.test\.|tsbuildinfo|\.map$/.test(f))).toEqual([]);
     }
     // Installed from these tarballs, not from the registry.
-    const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')).packages as Record<string, { resolved?: string }>;
+    const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8'))
+      .packages as Record<string, { resolved?: string }>;
     for (const p of packages) expect(lock[`node_modules/${p.name}`]?.resolved).toMatch(/^file:/);
   });
 
@@ -168,12 +215,19 @@ describe('the packages, packed and installed into an application outside the rep
     const visit = (name: string) => {
       if (closure.has(name)) return;
       closure.add(name);
-      const manifest = JSON.parse(readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8'));
-      for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })) visit(dep);
+      const manifest = JSON.parse(
+        readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8'),
+      );
+      for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }))
+        visit(dep);
     };
     visit('@streamcast/express');
     expect(closure).toContain('express');
-    expect([...closure].filter((n) => n === 'fastify' || n === 'fastify-plugin' || n === '@fastify/cors')).toEqual([]);
+    expect(
+      [...closure].filter(
+        (n) => n === 'fastify' || n === 'fastify-plugin' || n === '@fastify/cors',
+      ),
+    ).toEqual([]);
   });
 
   it('loads from CommonJS and from ESM, with named exports', () => {
@@ -204,18 +258,37 @@ console.log(JSON.stringify([typeof sse, typeof createBroadcaster, typeof Guard, 
     );
     const fn = 'function';
     expect(JSON.parse(run(process.execPath, ['cjs.cjs'], app))).toEqual([fn, fn, fn, fn, fn, fn]);
-    expect(JSON.parse(run(process.execPath, ['esm.mjs'], app))).toEqual([fn, fn, fn, fn, fn, fn, fn, fn, true]);
+    expect(JSON.parse(run(process.execPath, ['esm.mjs'], app))).toEqual([
+      fn,
+      fn,
+      fn,
+      fn,
+      fn,
+      fn,
+      fn,
+      fn,
+      true,
+    ]);
   });
 
-  it('type-checks a TypeScript consumer against the published types', () => {
-    writeFileSync(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], skipLibCheck: true },
-        files: ['consumer.ts', 'consumer.mts'],
-      }),
-    );
-    const body = `import express from 'express';
+  it(
+    'type-checks a TypeScript consumer against the published types',
+    () => {
+      writeFileSync(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'nodenext',
+            target: 'es2022',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            skipLibCheck: true,
+          },
+          files: ['consumer.ts', 'consumer.mts'],
+        }),
+      );
+      const body = `import express from 'express';
 import Fastify from 'fastify';
 import { createBroadcaster, sse, type Broadcaster } from '@streamcast/express';
 import { streamcast } from '@streamcast/fastify';
@@ -240,11 +313,13 @@ export async function main(): Promise<void> {
   await publisher.close();
 }
 `;
-    writeFileSync(join(app, 'consumer.ts'), body);
-    writeFileSync(join(app, 'consumer.mts'), body.replace('main', 'mainEsm'));
-    const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc');
-    expect(run(process.execPath, [tsc, '-p', '.'], app)).toBe('');
-  }, STEP_MS);
+      writeFileSync(join(app, 'consumer.ts'), body);
+      writeFileSync(join(app, 'consumer.mts'), body.replace('main', 'mainEsm'));
+      const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc');
+      expect(run(process.execPath, [tsc, '-p', '.'], app)).toBe('');
+    },
+    STEP_MS,
+  );
 
   it('serves Express 5 (sse()) and Fastify (the plugin) on Redis; a client receives and resumes with Last-Event-ID', async () => {
     const keyPrefix = testPrefix();
@@ -288,9 +363,16 @@ process.once('SIGTERM', () => { client.close(); process.exit(0); });
     const env = { REDIS_URL: redisUrl, KEY_PREFIX: keyPrefix };
     const expressApp = startNode(app, ['express-app.cjs'], env);
     const fastifyApp = startNode(app, ['fastify-app.mjs'], env);
-    const { port: expressPort, express: expressVersion } = await jsonLine<{ port: number; express: string }>(expressApp, 'the Express app', (l) => 'port' in l);
+    const { port: expressPort, express: expressVersion } = await jsonLine<{
+      port: number;
+      express: string;
+    }>(expressApp, 'the Express app', (l) => 'port' in l);
     expect(expressVersion).toMatch(/^5\./);
-    const { port: fastifyPort } = await jsonLine<{ port: number }>(fastifyApp, 'the Fastify app', (l) => 'port' in l);
+    const { port: fastifyPort } = await jsonLine<{ port: number }>(
+      fastifyApp,
+      'the Fastify app',
+      (l) => 'port' in l,
+    );
     const expressUrl = `http://127.0.0.1:${expressPort}`;
     const fastifyUrl = `http://127.0.0.1:${fastifyPort}`;
     const topic = `packaging-${keyPrefix}`;
@@ -299,10 +381,16 @@ process.once('SIGTERM', () => { client.close(); process.exit(0); });
     // plugin's /poll first), and a raw stream on the Express app's sse() route.
     const first = startNode(app, ['client.mjs', fastifyUrl, topic], {});
     await jsonLine(first, 'the client to open', (l) => l.open === true);
-    const expressStream = await SseClient.open(`${expressUrl}/events?topic=${encodeURIComponent(topic)}`);
+    const expressStream = await SseClient.open(
+      `${expressUrl}/events?topic=${encodeURIComponent(topic)}`,
+    );
     await waitFor(() => expressStream.retries.length > 0, "the Express stream's retry: line");
     const id1 = await publishHttp(fastifyUrl, topic, 'tick', { n: 1 });
-    const got = await jsonLine<{ data: { n: number }; id: string }>(first, 'tick 1 at the client', (l) => 'data' in l);
+    const got = await jsonLine<{ data: { n: number }; id: string }>(
+      first,
+      'tick 1 at the client',
+      (l) => 'data' in l,
+    );
     expect(got).toEqual({ data: { n: 1 }, id: id1 });
     await expressStream.waitForEvents(1);
     expect(expressStream.events[0]).toMatchObject({ id: id1, event: 'tick' });
@@ -313,13 +401,19 @@ process.once('SIGTERM', () => { client.close(); process.exit(0); });
     const id2 = await publishHttp(fastifyUrl, topic, 'tick', { n: 2 });
     const id3 = await publishHttp(fastifyUrl, topic, 'tick', { n: 3 });
     const again = startNode(app, ['client.mjs', fastifyUrl, topic, id1], {});
-    await waitFor(() => again.lines.filter((l) => l.includes('"data"')).length >= 2, 'ticks 2 and 3 after resuming', 20_000);
+    await waitFor(
+      () => again.lines.filter((l) => l.includes('"data"')).length >= 2,
+      'ticks 2 and 3 after resuming',
+      20_000,
+    );
     expect(again.lines.filter((l) => l.includes('"data"')).map((l) => JSON.parse(l))).toEqual([
       { data: { n: 2 }, id: id2 },
       { data: { n: 3 }, id: id3 },
     ]);
     for (const url of [expressUrl, fastifyUrl]) {
-      const resumed = await SseClient.open(`${url}/events?topic=${encodeURIComponent(topic)}`, { 'last-event-id': id1 });
+      const resumed = await SseClient.open(`${url}/events?topic=${encodeURIComponent(topic)}`, {
+        'last-event-id': id1,
+      });
       try {
         expect(resumed.status).toBe(200);
         await resumed.waitForEvents(2);
@@ -333,30 +427,49 @@ process.once('SIGTERM', () => { client.close(); process.exit(0); });
     }
   }, 120_000);
 
-  it('passes @arethetypeswrong/cli: CommonJS, ESM (node16) and bundler resolution', () => {
-    // The user-facing ones here (5 s each); `npm run check:packages` checks every package.
-    const attw = join(ROOT, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js');
-    const facing = /streamcast-(express|fastify|broadcaster|publisher|client)-\d/;
-    for (const tarball of tarballs.filter((t) => facing.test(t))) {
-      const exclude = tarball.includes('streamcast-client-') ? ['--exclude-entrypoints', './streamcast-client.js'] : [];
-      run(process.execPath, [attw, tarball, '--format', 'ascii', ...exclude], app);
-    }
-  }, STEP_MS);
+  it(
+    'passes @arethetypeswrong/cli: CommonJS, ESM (node16) and bundler resolution',
+    () => {
+      // The user-facing ones here (5 s each); `npm run check:packages` checks every package.
+      const attw = join(ROOT, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js');
+      const facing = /streamcast-(express|fastify|broadcaster|publisher|client)-\d/;
+      for (const tarball of tarballs.filter((t) => facing.test(t))) {
+        const exclude = tarball.includes('streamcast-client-')
+          ? ['--exclude-entrypoints', './streamcast-client.js']
+          : [];
+        run(process.execPath, [attw, tarball, '--format', 'ascii', ...exclude], app);
+      }
+    },
+    STEP_MS,
+  );
 });
 
 describe('the compiled gateway', () => {
-  it('runs with no typescript or ts-node module loaded', () => {
-    run('npm', ['run', '--silent', 'build'], ROOT, process.env);
-    const probe = `require('./apps/gateway/dist/main.js');
+  it(
+    'runs with no typescript or ts-node module loaded',
+    () => {
+      run('npm', ['run', '--silent', 'build'], ROOT, process.env);
+      const probe = `require('./apps/gateway/dist/main.js');
 setTimeout(() => {
   const files = Object.keys(require.cache);
   console.log(JSON.stringify({ files: files.length, compilers: files.filter((f) => /node_modules\\/(typescript|ts-node)\\//.test(f)), fastify: files.some((f) => f.includes('/node_modules/fastify/')) }));
   process.exit(0);
 }, 1500);
 `;
-    const out = run(process.execPath, ['-e', probe], ROOT, cleanEnv({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' }));
-    const report = JSON.parse(out.trim().split('\n').pop() as string) as { files: number; compilers: string[]; fastify: boolean };
-    expect(report.fastify).toBe(true);
-    expect(report.compilers).toEqual([]);
-  }, STEP_MS);
+      const out = run(
+        process.execPath,
+        ['-e', probe],
+        ROOT,
+        cleanEnv({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' }),
+      );
+      const report = JSON.parse(out.trim().split('\n').pop() as string) as {
+        files: number;
+        compilers: string[];
+        fastify: boolean;
+      };
+      expect(report.fastify).toBe(true);
+      expect(report.compilers).toEqual([]);
+    },
+    STEP_MS,
+  );
 });

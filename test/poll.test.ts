@@ -34,7 +34,8 @@ describe('long polling', () => {
 
   async function poll(gateway: GatewayProcess, query: string): Promise<Answer> {
     const res = await fetchJson(`${gateway.url}/poll?${query}`);
-    if (res.status !== 200) throw new Error(`poll answered ${res.status}: ${JSON.stringify(res.body)}`);
+    if (res.status !== 200)
+      throw new Error(`poll answered ${res.status}: ${JSON.stringify(res.body)}`);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.headers['cache-control']).toBe('no-store');
     return res.body as Answer;
@@ -59,9 +60,12 @@ describe('long polling', () => {
     ]);
     expect(next.lastEventId).toBe(ids[2]);
     // The Last-Event-ID header is honoured too (and wins over the query).
-    const res = await fetchJson(`${a.url}/poll?topic=p1&timeout=0&lastEventId=${encodeURIComponent(head.lastEventId)}`, {
-      headers: { 'last-event-id': ids[1] as string },
-    });
+    const res = await fetchJson(
+      `${a.url}/poll?topic=p1&timeout=0&lastEventId=${encodeURIComponent(head.lastEventId)}`,
+      {
+        headers: { 'last-event-id': ids[1] as string },
+      },
+    );
     expect(res.body.events.map((e: { id: string }) => e.id)).toEqual([ids[2]]);
   });
 
@@ -99,15 +103,23 @@ describe('long polling', () => {
     const head = await poll(a, 'topic=p4a&topic=p4b');
     await publishHttp(a.url, 'p4b', 'x', 1);
     await publishHttp(a.url, 'p4a', 'x', 2);
-    const both = await poll(b, `topic=p4a&topic=p4b&lastEventId=${encodeURIComponent(head.lastEventId)}`);
+    const both = await poll(
+      b,
+      `topic=p4a&topic=p4b&lastEventId=${encodeURIComponent(head.lastEventId)}`,
+    );
     expect(both.events.map((e) => e.data).sort()).toEqual([1, 2]);
-    const again = await poll(a, `topic=p4b&topic=p4a&timeout=0&lastEventId=${encodeURIComponent(both.lastEventId)}`);
+    const again = await poll(
+      a,
+      `topic=p4b&topic=p4a&timeout=0&lastEventId=${encodeURIComponent(both.lastEventId)}`,
+    );
     expect(again.events).toEqual([]);
 
     // Well-formed (the previous format, one topic), unknown epoch: a reset for the topic, and
     // (as on a stream) no replay: it continues from there.
     const reset = await poll(a, 'topic=p4a&lastEventId=1~0.zzzzzz.1.0');
-    expect(reset.events.map((e) => [e.event, e.data])).toEqual([['reset', { topics: ['p4a'], reason: 'history-lost' }]]);
+    expect(reset.events.map((e) => [e.event, e.data])).toEqual([
+      ['reset', { topics: ['p4a'], reason: 'history-lost' }],
+    ]);
     expect(reset.lastEventId).toBe(reset.events[0]?.id);
     await publishHttp(a.url, 'p4a', 'x', 3);
     const after = await poll(b, `topic=p4a&lastEventId=${encodeURIComponent(reset.lastEventId)}`);
@@ -125,19 +137,32 @@ describe('long polling', () => {
     ];
     for (const [query, status, code] of cases) {
       const res = await fetchJson(`${a.url}/poll?${query}`);
-      expect({ query, status: res.status, code: res.body?.error?.code }).toEqual({ query, status, code });
+      expect({ query, status: res.status, code: res.body?.error?.code }).toEqual({
+        query,
+        status,
+        code,
+      });
     }
   });
 
   it('lets go of a poll whose client left', async () => {
     const head = await poll(a, 'topic=p5');
     const controller = new AbortController();
-    const pending = fetch(`${a.url}/poll?topic=p5&timeout=30&lastEventId=${encodeURIComponent(head.lastEventId)}`, {
-      signal: controller.signal,
-    }).catch(() => undefined);
-    await waitFor(async () => (await readMetric(a.url, 'sse_connections')) >= 1, 'the poll to be held');
+    const pending = fetch(
+      `${a.url}/poll?topic=p5&timeout=30&lastEventId=${encodeURIComponent(head.lastEventId)}`,
+      {
+        signal: controller.signal,
+      },
+    ).catch(() => undefined);
+    await waitFor(
+      async () => (await readMetric(a.url, 'sse_connections')) >= 1,
+      'the poll to be held',
+    );
     controller.abort();
     await pending;
-    await waitFor(async () => (await readMetric(a.url, 'sse_connections')) === 0, 'the poll to be released');
+    await waitFor(
+      async () => (await readMetric(a.url, 'sse_connections')) === 0,
+      'the poll to be released',
+    );
   });
 });

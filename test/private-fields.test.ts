@@ -37,8 +37,14 @@ describe('private fields', () => {
     };
     [a, b] = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
     publisher = await mintToken({ key: SECRET, claims: { sub: 'shop', sse: { publish: ['*'] } } });
-    staff = await mintToken({ key: SECRET, claims: { sub: 'bob', staff: true, role: ['finance'], sse: { subscribe: ['other'] } } });
-    customer = await mintToken({ key: SECRET, claims: { sub: 'ann', staff: false, role: 'customer' } });
+    staff = await mintToken({
+      key: SECRET,
+      claims: { sub: 'bob', staff: true, role: ['finance'], sse: { subscribe: ['other'] } },
+    });
+    customer = await mintToken({
+      key: SECRET,
+      claims: { sub: 'ann', staff: false, role: 'customer' },
+    });
   });
 
   afterAll(async () => {
@@ -54,7 +60,11 @@ describe('private fields', () => {
     });
   }
 
-  async function subscribe(gateway: GatewayProcess, query: string, token?: string): Promise<SseClient> {
+  async function subscribe(
+    gateway: GatewayProcess,
+    query: string,
+    token?: string,
+  ): Promise<SseClient> {
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     const client = await SseClient.open(`${gateway.url}/events?${query}`, headers);
     open.push(client);
@@ -72,7 +82,12 @@ describe('private fields', () => {
     await anonymous.waitForEvents(0);
     const first = await publish({ topic: 'orders', event: 'order', data: { order: 1 } });
     expect(first.status).toBe(200);
-    const res = await publish({ topic: 'orders', event: 'order', data: order, private: privateSpec });
+    const res = await publish({
+      topic: 'orders',
+      event: 'order',
+      data: order,
+      private: privateSpec,
+    });
     expect(res.status).toBe(200);
 
     for (const client of [anonymous, withCustomerToken, withStaffToken, multiTopic]) {

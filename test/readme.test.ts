@@ -9,10 +9,14 @@ const readme = read('README.md');
 
 /** Every Markdown file in the repository (tracked or new, not ignored). */
 function markdownFiles(): string[] {
-  const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    'git',
+    ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+    },
+  );
   return out
     .split('\n')
     .filter((f) => f !== '' && existsSync(join(ROOT, f)))
@@ -90,7 +94,8 @@ describe('README and docs/', () => {
         const link = m[1] as string;
         if (/^[a-z][a-z0-9+.-]*:/i.test(link)) continue; // https:, mailto:
         const [path = '', anchor] = link.split('#', 2);
-        const target = path === '' ? join(ROOT, file) : resolve(ROOT, dirname(file), decodeURI(path));
+        const target =
+          path === '' ? join(ROOT, file) : resolve(ROOT, dirname(file), decodeURI(path));
         // Links out of the repository (../shared/API.md, the contract beside it) are not ours.
         if (relative(ROOT, target).startsWith('..')) continue;
         checked++;
@@ -99,7 +104,8 @@ describe('README and docs/', () => {
           continue;
         }
         if (anchor !== undefined && target.endsWith('.md') && statSync(target).isFile()) {
-          if (!anchorsOf(relative(ROOT, target)).has(anchor)) broken.push(`${file}: ${link} (no such heading)`);
+          if (!anchorsOf(relative(ROOT, target)).has(anchor))
+            broken.push(`${file}: ${link} (no such heading)`);
         }
       }
     }

@@ -2,7 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CrossSlotError, RedisClusterEngine, redisClusterOptions, topicKeys } from '@streamcast/engine-redis';
+import {
+  CrossSlotError,
+  RedisClusterEngine,
+  redisClusterOptions,
+  topicKeys,
+} from '@streamcast/engine-redis';
 import { createBroadcaster } from '@streamcast/broadcaster';
 import { compareIds, parseCursor, topicFingerprint } from '@streamcast/protocol';
 import { RedisUploadStore } from '@streamcast/uploads';
@@ -69,7 +74,8 @@ interface Session {
 async function startSession(extra: string[] = []): Promise<Session> {
   const prefix = testPrefix();
   const topics = [...extra];
-  for (let i = 0; topics.length < TOPICS_PER_CLIENT * CLIENTS_PER_GATEWAY; i++) topics.push(`t${i}`);
+  for (let i = 0; topics.length < TOPICS_PER_CLIENT * CLIENTS_PER_GATEWAY; i++)
+    topics.push(`t${i}`);
   const env = {
     REDIS_CLUSTER_NODES: cluster.seeds,
     REDIS_PREFIX: prefix,
@@ -140,7 +146,9 @@ async function produceRounds(session: Session, rounds: number): Promise<void> {
   await waitFor(
     () =>
       session.topics.every(
-        (t) => session.quiet.has(t) || (session.acked.get(t) as number) >= (start.get(t) as number) + rounds,
+        (t) =>
+          session.quiet.has(t) ||
+          (session.acked.get(t) as number) >= (start.get(t) as number) + rounds,
       ),
     `${rounds} more events on every topic`,
     60_000,
@@ -157,14 +165,18 @@ async function produceRounds(session: Session, rounds: number): Promise<void> {
  */
 async function stopAndCheck(session: Session, allowResets: boolean): Promise<string[]> {
   await session.stopProducer();
-  const reader = new Cluster(cluster.startupNodes, { redisOptions: { connectionName: 'test-reader' } });
+  const reader = new Cluster(cluster.startupNodes, {
+    redisOptions: { connectionName: 'test-reader' },
+  });
   /** Per topic, the stored entries: stream id and the producer's seq. */
   const history = new Map<string, Array<{ id: string; seq: number }>>();
   try {
     for (const topic of session.topics) {
-      const entries = (await reader.xrange(topicKeys(session.prefix, topic).log, '-', '+')) as Array<
-        [string, string[]]
-      >;
+      const entries = (await reader.xrange(
+        topicKeys(session.prefix, topic).log,
+        '-',
+        '+',
+      )) as Array<[string, string[]]>;
       history.set(
         topic,
         entries.map(([id, fields]) => ({
@@ -176,7 +188,8 @@ async function stopAndCheck(session: Session, allowResets: boolean): Promise<str
   } finally {
     reader.disconnect();
   }
-  const lastOf = (topic: string) => (history.get(topic) as Array<{ seq: number }>).at(-1)?.seq ?? -1;
+  const lastOf = (topic: string) =>
+    (history.get(topic) as Array<{ seq: number }>).at(-1)?.seq ?? -1;
   // No stall: every viewer reaches every topic's last stored event.
   await waitFor(
     () =>
@@ -188,7 +201,9 @@ async function stopAndCheck(session: Session, allowResets: boolean): Promise<str
       ),
     () => {
       const behind = session.viewers.flatMap((v) =>
-        v.topics.filter((t) => seqsOf(v, t).at(-1) !== lastOf(t)).map((t) => `${t}: ${seqsOf(v, t).at(-1)} of ${lastOf(t)}`),
+        v.topics
+          .filter((t) => seqsOf(v, t).at(-1) !== lastOf(t))
+          .map((t) => `${t}: ${seqsOf(v, t).at(-1)} of ${lastOf(t)}`),
       );
       return `every viewer at every topic's last event (behind: ${behind.slice(0, 5).join(', ')}…)`;
     },
@@ -217,7 +232,8 @@ async function stopAndCheck(session: Session, allowResets: boolean): Promise<str
       // twice: a publish whose reply a failover cut off is tried again, and the first try may
       // have been stored after all. Ids tell those two events apart.)
       const cursor = parseCursor(e.id as string);
-      const id = cursor.format === 'topics' ? cursor.positions.get(topicFingerprint(topic))?.id : undefined;
+      const id =
+        cursor.format === 'topics' ? cursor.positions.get(topicFingerprint(topic))?.id : undefined;
       if (id === undefined) {
         problems.push(`viewer ${n} ${topic}: seq ${seq} has no position in its id ${e.id}`);
         continue;
@@ -225,13 +241,17 @@ async function stopAndCheck(session: Session, allowResets: boolean): Promise<str
       const prev = last.get(topic);
       if (prev !== undefined && !resetPending.has(topic)) {
         if (compareIds(id, prev.id) <= 0) {
-          problems.push(`viewer ${n} ${topic}: seq ${seq} (${id}) after seq ${prev.seq} (${prev.id}) without reset`);
+          problems.push(
+            `viewer ${n} ${topic}: seq ${seq} (${id}) after seq ${prev.seq} (${prev.id}) without reset`,
+          );
         }
         // A stored event between the two is a gap; one missing from history (an acknowledged
         // write a failover lost) may have been delivered live or skipped.
         for (const entry of history.get(topic) as Array<{ id: string; seq: number }>) {
           if (compareIds(entry.id, prev.id) > 0 && compareIds(entry.id, id) < 0) {
-            problems.push(`viewer ${n} ${topic}: skipped stored seq ${entry.seq} (${prev.seq} → ${seq})`);
+            problems.push(
+              `viewer ${n} ${topic}: skipped stored seq ${entry.seq} (${prev.seq} → ${seq})`,
+            );
           }
         }
       }
@@ -288,7 +308,8 @@ describe('cluster engine on a real Redis Cluster', () => {
       await expectSpreadOverMasters(session.topics);
       await produceRounds(session, 2);
       await cluster.reshard(first.port, second.port, 200);
-      for (const t of moved) expect(await cluster.masterOfSlot(TestRedisCluster.slotOf(t))).toBe(second.port);
+      for (const t of moved)
+        expect(await cluster.masterOfSlot(TestRedisCluster.slotOf(t))).toBe(second.port);
       await produceRounds(session, 2);
       // By hand: a slot holding a subscribed topic, keys moved in steps while publishing goes
       // on. Its last event is published while the target imports the slot (ASK): the target has
@@ -352,7 +373,10 @@ describe('cluster engine in process', () => {
   const prefix = testPrefix();
 
   beforeEach(async () => {
-    client = new Cluster(cluster.startupNodes, redisClusterOptions({ connectionName: `t${process.pid}` }));
+    client = new Cluster(
+      cluster.startupNodes,
+      redisClusterOptions({ connectionName: `t${process.pid}` }),
+    );
   });
 
   afterEach(async () => {
@@ -383,7 +407,11 @@ describe('cluster engine in process', () => {
   });
 
   it('keeps listeners and subscriber connections flat over 1,000 subscribe/unsubscribe cycles', async () => {
-    engine = new RedisClusterEngine({ client, keyPrefix: prefix, probe: { intervalMs: 200, timeoutMs: 2000 } });
+    engine = new RedisClusterEngine({
+      client,
+      keyPrefix: prefix,
+      probe: { intervalMs: 200, timeoutMs: 2000 },
+    });
     hub = new Hub(engine, { heartbeatMs: 60_000 });
     await hub.start();
     const topics = [...Array(12).keys()].map((i) => `cycle-${i}`);
@@ -395,24 +423,34 @@ describe('cluster engine in process', () => {
         const redis = cluster.connect(m.port);
         const list = (await redis.call('CLIENT', 'LIST')) as string;
         redis.disconnect();
-        count += list.split('\n').filter((l) => l.includes(`name=ioredis-cluster(ssubscriber):t${process.pid} `)).length;
+        count += list
+          .split('\n')
+          .filter((l) => l.includes(`name=ioredis-cluster(ssubscriber):t${process.pid} `)).length;
       }
       return count;
     };
     const cycle = async (round: number) => {
       const sinks = topics.map(() => new MemorySink());
-      await Promise.all(sinks.map((s, i) => hub.subscribe(s, [topics[(i + round) % topics.length] as string])));
+      await Promise.all(
+        sinks.map((s, i) => hub.subscribe(s, [topics[(i + round) % topics.length] as string])),
+      );
       for (const s of sinks) s.close();
     };
     for (let r = 0; r < 20; r++) await cycle(r);
-    await waitFor(() => hub.channelCount === 0 && engine.listenedCount === 0, 'every channel released');
+    await waitFor(
+      () => hub.channelCount === 0 && engine.listenedCount === 0,
+      'every channel released',
+    );
     const listenersBefore = client.listenerCount('smessage');
     const connectionsBefore = await subscriberConnections();
     // Subscriber connections = masters owning subscribed topics (here every master).
     expect(connectionsBefore).toBe(masters.length);
     expect(listenersBefore).toBe(1);
     for (let r = 0; r < 1000 / topics.length; r++) await cycle(r);
-    await waitFor(() => hub.channelCount === 0 && engine.listenedCount === 0, 'every channel released');
+    await waitFor(
+      () => hub.channelCount === 0 && engine.listenedCount === 0,
+      'every channel released',
+    );
     // Still live after it all.
     const sink = new MemorySink();
     await hub.subscribe(sink, ['cycle-0']);
@@ -446,7 +484,12 @@ describe('everything else that touches Redis, on the cluster', () => {
     // `npm run upload-worker`, on the cluster (BullMQ's queue keys share one hash tag).
     worker = spawn(process.execPath, [...SOURCE_EXEC_ARGV, 'apps/upload-worker/src/main.ts'], {
       cwd: join(__dirname, '..'),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     worker.stdout?.on('data', (c: Buffer) => (workerOutput += c.toString()));
@@ -472,10 +515,14 @@ describe('everything else that touches Redis, on the cluster', () => {
     rmSync(uploadDir, { recursive: true, force: true });
   });
 
-  it('counts a client\'s streams on every gateway (CLUSTER_MAX_STREAMS_PER_IP)', async () => {
+  it("counts a client's streams on every gateway (CLUSTER_MAX_STREAMS_PER_IP)", async () => {
     const ip = { 'x-forwarded-for': '203.0.113.77' };
     const [a, b] = gateways as [GatewayProcess, GatewayProcess];
-    for (const [g, n] of [[a, 1], [a, 2], [b, 3]] as const) {
+    for (const [g, n] of [
+      [a, 1],
+      [a, 2],
+      [b, 3],
+    ] as const) {
       const sse = await SseClient.open(`${g.url}/events?topic=open/${n}`, ip);
       streams.push(sse);
       expect(sse.status).toBe(200);
@@ -502,7 +549,11 @@ describe('everything else that touches Redis, on the cluster', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { fileId: string }).fileId).toBe(fileId);
     const [complete] = await progress.waitForEvents(1, 20_000, 'complete');
-    expect(JSON.parse(complete?.data ?? '{}')).toMatchObject({ filename: 'notes.txt', lines: 2, words: 3 });
+    expect(JSON.parse(complete?.data ?? '{}')).toMatchObject({
+      filename: 'notes.txt',
+      lines: 2,
+      words: 3,
+    });
   });
 
   it('publishes with streamcast-publish straight into the cluster (REDIS_CLUSTER_NODES)', async () => {
@@ -514,7 +565,12 @@ describe('everything else that touches Redis, on the cluster', () => {
       [...SOURCE_EXEC_ARGV, 'apps/cli/src/publish.ts', 'open/cli', 'note', '{"via":"cluster"}'],
       {
         cwd: join(__dirname, '..'),
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PREFIX: prefix },
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          REDIS_CLUSTER_NODES: cluster.seeds,
+          REDIS_PREFIX: prefix,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -531,10 +587,29 @@ describe('everything else that touches Redis, on the cluster', () => {
   it('load-tests a gateway while publishing straight into the cluster (--redis-cluster)', async () => {
     const [a] = gateways as [GatewayProcess];
     const args = [
-      ...SOURCE_EXEC_ARGV, 'apps/loadtest/src/main.ts',
-      '--url', a.url, '--topic-prefix', 'open/lt', '--redis-cluster', cluster.seeds, '--prefix', prefix,
-      '--out', uploadDir,
-      '--connections', '6', '--topics', '3', '--rate', '30', '--duration', '2', '--processes', '1', '--quiet',
+      ...SOURCE_EXEC_ARGV,
+      'apps/loadtest/src/main.ts',
+      '--url',
+      a.url,
+      '--topic-prefix',
+      'open/lt',
+      '--redis-cluster',
+      cluster.seeds,
+      '--prefix',
+      prefix,
+      '--out',
+      uploadDir,
+      '--connections',
+      '6',
+      '--topics',
+      '3',
+      '--rate',
+      '30',
+      '--duration',
+      '2',
+      '--processes',
+      '1',
+      '--quiet',
     ];
     const run = spawn(process.execPath, args, {
       cwd: join(__dirname, '..'),
@@ -599,7 +674,9 @@ describe('a Redis Cluster with a password (REDIS_URL gives the credentials)', ()
       // Topics over every master: the gateway's stream gets everything the app publishes (order
       // is per topic; topics on different masters arrive over different connections).
       const topics = Array.from({ length: 12 }, (_, i) => `pw/${i}`);
-      const sse = await SseClient.open(`${gateway.url}/events?${topics.map((t) => `topic=${t}`).join('&')}`);
+      const sse = await SseClient.open(
+        `${gateway.url}/events?${topics.map((t) => `topic=${t}`).join('&')}`,
+      );
       try {
         expect(sse.status).toBe(200);
         for (const topic of topics) await broadcaster.publish(topic, 'note', { topic });
@@ -621,7 +698,7 @@ describe('a Redis Cluster with a password (REDIS_URL gives the credentials)', ()
     }
   });
 
-  it('without the password, the broadcaster refuses to start with Redis\'s own error', async () => {
+  it("without the password, the broadcaster refuses to start with Redis's own error", async () => {
     await expect(
       createBroadcaster({ redisClusterNodes: secured.startupNodes, keyPrefix: prefix }),
     ).rejects.toThrow(/NOAUTH|auth/i);

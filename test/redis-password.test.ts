@@ -22,8 +22,12 @@ describe('a Redis with a password', () => {
 
   it('the broadcaster rejects at once without the password or with a wrong one', async () => {
     const started = Date.now();
-    await expect(createBroadcaster({ redisUrl: at(''), keyPrefix: prefix })).rejects.toThrow(/^NOAUTH/);
-    await expect(createBroadcaster({ redisUrl: at(':wrong@'), keyPrefix: prefix })).rejects.toThrow(/^WRONGPASS/);
+    await expect(createBroadcaster({ redisUrl: at(''), keyPrefix: prefix })).rejects.toThrow(
+      /^NOAUTH/,
+    );
+    await expect(createBroadcaster({ redisUrl: at(':wrong@'), keyPrefix: prefix })).rejects.toThrow(
+      /^WRONGPASS/,
+    );
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
@@ -36,7 +40,10 @@ describe('a Redis with a password', () => {
       REDIS_PREFIX: prefix,
       PUBLIC_TOPICS: '*',
     });
-    const broadcaster = await createBroadcaster({ redisUrl: at(`:${password}@`), keyPrefix: prefix });
+    const broadcaster = await createBroadcaster({
+      redisUrl: at(`:${password}@`),
+      keyPrefix: prefix,
+    });
     try {
       const sse = await SseClient.open(`${gateway.url}/events?topic=pw`);
       try {

@@ -69,7 +69,8 @@ async function attempt(url: string, headers: Record<string, string> = {}): Promi
   if (client.status === 200) {
     clients.push(client);
     await waitFor(() => client.raw.length > 0 || client.ended, `first bytes of ${url}`);
-    if (!client.ended) return { status: 200, code: undefined, headers: client.headers, raw: client.raw };
+    if (!client.ended)
+      return { status: 200, code: undefined, headers: client.headers, raw: client.raw };
   }
   await client.waitForEnd(5000).catch(() => {});
   client.close();
@@ -184,7 +185,10 @@ describe('tokens and claims', () => {
 
   it('accepts HS256 by header, RS256 by cookie and ES256 by query parameter', async () => {
     const byHeader = await stream(`${gateway.url}/events?topic=news`, bearer(await token(alice)));
-    const byCookie = await stream(`${gateway.url}/events?topic=stocks/AAPL`, cookie(await token(alice, rsa)));
+    const byCookie = await stream(
+      `${gateway.url}/events?topic=stocks/AAPL`,
+      cookie(await token(alice, rsa)),
+    );
     const query = encodeURIComponent(await token(alice, ec));
     const byQuery = await stream(`${gateway.url}/events?topic=user/alice/inbox&token=${query}`);
     const publisher = bearer(await token(alice));
@@ -215,18 +219,72 @@ describe('tokens and claims', () => {
       ['expired', bearer(await token({ ...alice, exp: now() - 60 })), 401, 'TOKEN_EXPIRED'],
       ['not yet valid', bearer(await token({ ...alice, nbf: now() + 60 })), 401, 'TOKEN_INVALID'],
       ['no exp', bearer(await token({ ...alice, exp: undefined })), 401, 'TOKEN_INVALID'],
-      ['signed with another secret', bearer(await mintToken({ key: `${SECRET}-x`, claims: { ...alice, iss: ISSUER, aud: AUDIENCE } })), 401, 'TOKEN_INVALID'],
-      ['signed by a key not in the set', bearer(await token(alice, stranger)), 401, 'TOKEN_INVALID'],
-      ['claims changed after signing', bearer(tamperedToken(valid, { ...alice, iss: ISSUER, aud: AUDIENCE, sse: { subscribe: ['*'] } })), 401, 'TOKEN_INVALID'],
-      ['alg: none', bearer(unsignedToken({ ...alice, iss: ISSUER, aud: AUDIENCE })), 401, 'TOKEN_INVALID'],
-      ['wrong issuer', bearer(await token({ ...alice, iss: 'https://evil.test' })), 401, 'TOKEN_INVALID'],
-      ['wrong audience', bearer(await token({ ...alice, aud: 'someone-else' })), 401, 'TOKEN_INVALID'],
+      [
+        'signed with another secret',
+        bearer(
+          await mintToken({ key: `${SECRET}-x`, claims: { ...alice, iss: ISSUER, aud: AUDIENCE } }),
+        ),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'signed by a key not in the set',
+        bearer(await token(alice, stranger)),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'claims changed after signing',
+        bearer(
+          tamperedToken(valid, { ...alice, iss: ISSUER, aud: AUDIENCE, sse: { subscribe: ['*'] } }),
+        ),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'alg: none',
+        bearer(unsignedToken({ ...alice, iss: ISSUER, aud: AUDIENCE })),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'wrong issuer',
+        bearer(await token({ ...alice, iss: 'https://evil.test' })),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'wrong audience',
+        bearer(await token({ ...alice, aud: 'someone-else' })),
+        401,
+        'TOKEN_INVALID',
+      ],
       ['no audience', bearer(await token({ ...alice, aud: undefined })), 401, 'TOKEN_INVALID'],
-      ['HS256 keyed with the public RSA key', bearer(await mintToken({ key: JSON.stringify(rsa.publicJwk), claims: { ...alice, iss: ISSUER, aud: AUDIENCE } })), 401, 'TOKEN_INVALID'],
+      [
+        'HS256 keyed with the public RSA key',
+        bearer(
+          await mintToken({
+            key: JSON.stringify(rsa.publicJwk),
+            claims: { ...alice, iss: ISSUER, aud: AUDIENCE },
+          }),
+        ),
+        401,
+        'TOKEN_INVALID',
+      ],
       ['not a JWT', bearer('not-a-jwt'), 401, 'TOKEN_INVALID'],
       ['Basic scheme', { authorization: 'Basic YWxpY2U6c2VjcmV0' }, 401, 'TOKEN_INVALID'],
-      ['a claim of the wrong shape', bearer(await token({ sub: 'alice', sse: { subscribe: 'news' } })), 401, 'TOKEN_INVALID'],
-      ['expired in the cookie', cookie(await token({ ...alice, exp: now() - 60 })), 401, 'TOKEN_EXPIRED'],
+      [
+        'a claim of the wrong shape',
+        bearer(await token({ sub: 'alice', sse: { subscribe: 'news' } })),
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'expired in the cookie',
+        cookie(await token({ ...alice, exp: now() - 60 })),
+        401,
+        'TOKEN_EXPIRED',
+      ],
     ];
     for (const [name, headers, status, code] of cases) {
       const answer = await refused(url, headers);
@@ -238,14 +296,20 @@ describe('tokens and claims', () => {
     expect((await refused(`${url}&token=a&token=b`)).code).toBe('TOKEN_INVALID');
   });
 
-  it('refuses topics outside the claims and other users\' private topics with 403', async () => {
+  it("refuses topics outside the claims and other users' private topics with 403", async () => {
     const headers = bearer(await token(alice));
     const bob = bearer(await token({ sub: 'bob', sse: { subscribe: ['user/{sub}/*'] } }));
     const noSub = bearer(await token({ sse: { subscribe: ['user/{sub}/*'] } }));
-    const sneaky = bearer(await token({ sub: 'bob/../alice', sse: { subscribe: ['user/{sub}/*'] } }));
+    const sneaky = bearer(
+      await token({ sub: 'bob/../alice', sse: { subscribe: ['user/{sub}/*'] } }),
+    );
     const cases: Array<[string, string, Record<string, string>]> = [
       ['a topic outside the claims', 'topic=weather', headers],
-      ['one forbidden topic among allowed ones', 'topic=news&topic=stocks/X&topic=secrets', headers],
+      [
+        'one forbidden topic among allowed ones',
+        'topic=news&topic=stocks/X&topic=secrets',
+        headers,
+      ],
       ["another user's private topic", 'topic=user/bob/inbox', headers],
       ['a prefix of the private pattern', 'topic=user/alice', headers],
       ['bob asking for alice', 'topic=user/alice/inbox', bob],
@@ -254,12 +318,18 @@ describe('tokens and claims', () => {
     ];
     for (const [name, query, h] of cases) {
       const answer = await refused(`${gateway.url}/events?${query}`, h);
-      expect({ name, status: answer.status, code: answer.code }).toEqual({ name, status: 403, code: 'TOPIC_FORBIDDEN' });
+      expect({ name, status: answer.status, code: answer.code }).toEqual({
+        name,
+        status: 403,
+        code: 'TOPIC_FORBIDDEN',
+      });
     }
     // The seed's routes are the same subscriptions, with the same checks.
     expect((await refused(`${gateway.url}/api/stocks/aapl`)).code).toBe('AUTH_REQUIRED');
     await stream(`${gateway.url}/api/stocks/aapl`, headers);
-    expect((await refused(`${gateway.url}/api/blog/updates`, headers)).code).toBe('TOPIC_FORBIDDEN');
+    expect((await refused(`${gateway.url}/api/blog/updates`, headers)).code).toBe(
+      'TOPIC_FORBIDDEN',
+    );
     await stream(`${gateway.url}/events?topic=user/bob/inbox`, bob);
   });
 
@@ -268,24 +338,95 @@ describe('tokens and claims', () => {
     const body = { topic: 'user/alice/outbox', data: 'must not be stored' };
     const valid = await token(alice);
     const subscribeOnly = await token({ sub: 'reader', sse: { subscribe: ['*'] } });
-    const witness = await stream(`${url}/events?topic=user/alice/outbox&topic=user/bob/inbox&topic=weather`, bearer(
-      await token({ sub: 'ops', sse: { subscribe: ['*'] } }),
-    ));
+    const witness = await stream(
+      `${url}/events?topic=user/alice/outbox&topic=user/bob/inbox&topic=weather`,
+      bearer(await token({ sub: 'ops', sse: { subscribe: ['*'] } })),
+    );
     const cases: Array<[string, unknown, Record<string, string>, string, number, string]> = [
       ['no token', body, {}, '', 401, 'AUTH_REQUIRED'],
       ['a valid token in the query', body, {}, `?token=${valid}`, 401, 'AUTH_REQUIRED'],
-      ['a query token beside a header', body, bearer(valid), `?token=${valid}`, 401, 'AUTH_REQUIRED'],
-      ['expired', body, bearer(await token({ ...alice, exp: now() - 60 })), '', 401, 'TOKEN_EXPIRED'],
-      ['alg: none', body, bearer(unsignedToken({ ...alice, iss: ISSUER, aud: AUDIENCE })), '', 401, 'TOKEN_INVALID'],
-      ['bad signature', body, bearer(tamperedToken(valid, { ...alice, sse: { publish: ['*'] } })), '', 401, 'TOKEN_INVALID'],
-      ['a topic outside the claims', { topic: 'weather', data: 1 }, bearer(valid), '', 403, 'TOPIC_FORBIDDEN'],
-      ["another user's private topic", { topic: 'user/bob/inbox', data: 1 }, bearer(valid), '', 403, 'TOPIC_FORBIDDEN'],
+      [
+        'a query token beside a header',
+        body,
+        bearer(valid),
+        `?token=${valid}`,
+        401,
+        'AUTH_REQUIRED',
+      ],
+      [
+        'expired',
+        body,
+        bearer(await token({ ...alice, exp: now() - 60 })),
+        '',
+        401,
+        'TOKEN_EXPIRED',
+      ],
+      [
+        'alg: none',
+        body,
+        bearer(unsignedToken({ ...alice, iss: ISSUER, aud: AUDIENCE })),
+        '',
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'bad signature',
+        body,
+        bearer(tamperedToken(valid, { ...alice, sse: { publish: ['*'] } })),
+        '',
+        401,
+        'TOKEN_INVALID',
+      ],
+      [
+        'a topic outside the claims',
+        { topic: 'weather', data: 1 },
+        bearer(valid),
+        '',
+        403,
+        'TOPIC_FORBIDDEN',
+      ],
+      [
+        "another user's private topic",
+        { topic: 'user/bob/inbox', data: 1 },
+        bearer(valid),
+        '',
+        403,
+        'TOPIC_FORBIDDEN',
+      ],
       ['a subscribe-only token', body, bearer(subscribeOnly), '', 403, 'TOPIC_FORBIDDEN'],
-      ['a cookie from another site', body, { ...cookie(valid), origin: 'https://evil.example' }, '', 403, 'ORIGIN_FORBIDDEN'],
+      [
+        'a cookie from another site',
+        body,
+        { ...cookie(valid), origin: 'https://evil.example' },
+        '',
+        403,
+        'ORIGIN_FORBIDDEN',
+      ],
       ['a cookie with no origin', body, cookie(valid), '', 403, 'ORIGIN_FORBIDDEN'],
-      ['a cookie with Origin: null', body, { ...cookie(valid), origin: 'null' }, '', 403, 'ORIGIN_FORBIDDEN'],
-      ['a cookie and a look-alike origin', body, { ...cookie(valid), origin: `${APP_ORIGIN}.evil.example` }, '', 403, 'ORIGIN_FORBIDDEN'],
-      ['a cookie and a foreign referer', body, { ...cookie(valid), referer: 'https://evil.example/page' }, '', 403, 'ORIGIN_FORBIDDEN'],
+      [
+        'a cookie with Origin: null',
+        body,
+        { ...cookie(valid), origin: 'null' },
+        '',
+        403,
+        'ORIGIN_FORBIDDEN',
+      ],
+      [
+        'a cookie and a look-alike origin',
+        body,
+        { ...cookie(valid), origin: `${APP_ORIGIN}.evil.example` },
+        '',
+        403,
+        'ORIGIN_FORBIDDEN',
+      ],
+      [
+        'a cookie and a foreign referer',
+        body,
+        { ...cookie(valid), referer: 'https://evil.example/page' },
+        '',
+        403,
+        'ORIGIN_FORBIDDEN',
+      ],
     ];
     for (const [name, payload, headers, query, status, code] of cases) {
       const answer = await publish(url, payload, headers, query);
@@ -294,7 +435,11 @@ describe('tokens and claims', () => {
     // Uploads are writes too: the same origin and query-token rules, before the body is read.
     const upload = await fetchJson(`${url}/api/upload`, {
       method: 'POST',
-      headers: { ...cookie(valid), origin: 'https://evil.example', 'content-type': 'multipart/form-data; boundary=x' },
+      headers: {
+        ...cookie(valid),
+        origin: 'https://evil.example',
+        'content-type': 'multipart/form-data; boundary=x',
+      },
       body: '--x--\r\n',
     });
     expect([upload.status, upload.body.error?.code]).toEqual([403, 'ORIGIN_FORBIDDEN']);
@@ -312,9 +457,15 @@ describe('tokens and claims', () => {
     }
     // The same cookie from the allowed origin, or from this very host, may publish.
     const mine = 'user/alice/outbox';
-    expect((await publish(url, { topic: mine, data: 1 }, { ...cookie(valid), origin: APP_ORIGIN })).status).toBe(200);
+    expect(
+      (await publish(url, { topic: mine, data: 1 }, { ...cookie(valid), origin: APP_ORIGIN }))
+        .status,
+    ).toBe(200);
     const host = new URL(url).host;
-    expect((await publish(url, { topic: mine, data: 2 }, { ...cookie(valid), origin: `http://${host}` })).status).toBe(200);
+    expect(
+      (await publish(url, { topic: mine, data: 2 }, { ...cookie(valid), origin: `http://${host}` }))
+        .status,
+    ).toBe(200);
     await witness.waitForEvents(2);
     expect(witness.data()).toEqual([1, 2]);
   });
@@ -347,7 +498,9 @@ describe('tokens and claims', () => {
     expect(es.headers['access-control-allow-origin']).toBe(APP_ORIGIN);
     expect(es.headers['access-control-allow-credentials']).toBe('true');
     expect(es.headers['content-type']).toBe('text/event-stream; charset=utf-8');
-    const other = await stream(`${gateway.url}/events?topic=public/x`, { origin: 'https://evil.example' });
+    const other = await stream(`${gateway.url}/events?topic=public/x`, {
+      origin: 'https://evil.example',
+    });
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
     // Refusals carry CORS too, so the page can read why.
     const refusal = await refused(`${gateway.url}/events?topic=news`, { origin: APP_ORIGIN });
@@ -365,9 +518,13 @@ describe('tokens and claims', () => {
     // exp + JWT_CLOCK_SKEW_S (1 s), checked by the hub's once-a-second sweep.
     await client.waitForEnd(6000);
     expect(client.raw).toContain(': token expired');
-    expect((await publish(gateway.url, { topic: 'news', data: 'missed' }, publisher)).status).toBe(200);
+    expect((await publish(gateway.url, { topic: 'news', data: 'missed' }, publisher)).status).toBe(
+      200,
+    );
     // Reconnecting with the expired token: refused, as EventSource would be.
-    expect((await refused(`${gateway.url}/events?topic=news`, bearer(short))).code).toBe('TOKEN_EXPIRED');
+    expect((await refused(`${gateway.url}/events?topic=news`, bearer(short))).code).toBe(
+      'TOKEN_EXPIRED',
+    );
     const resumed = await stream(`${gateway.url}/events?topic=news`, {
       ...bearer(await token(alice)),
       'last-event-id': client.lastId as string,
@@ -378,8 +535,12 @@ describe('tokens and claims', () => {
   });
 
   it('counts refusals in /metrics and never writes a token to the log', async () => {
-    expect(await metric(gateway.url, 'sse_requests_refused_total{code="TOKEN_INVALID"}')).toBeGreaterThan(10);
-    expect(await metric(gateway.url, 'sse_requests_refused_total{code="TOPIC_FORBIDDEN"}')).toBeGreaterThan(5);
+    expect(
+      await metric(gateway.url, 'sse_requests_refused_total{code="TOKEN_INVALID"}'),
+    ).toBeGreaterThan(10);
+    expect(
+      await metric(gateway.url, 'sse_requests_refused_total{code="TOPIC_FORBIDDEN"}'),
+    ).toBeGreaterThan(5);
     expect(await metric(gateway.url, 'sse_auth_enabled')).toBe(1);
     const log = gateway.output();
     expect(log.length).toBeGreaterThan(0);
@@ -395,7 +556,10 @@ describe('keys from a JWKS URL', () => {
   let ec: TestSigningKey;
 
   beforeAll(async () => {
-    [rsa, ec] = await Promise.all([generateSigningKey('RS256', 'r1'), generateSigningKey('ES256', 'e1')]);
+    [rsa, ec] = await Promise.all([
+      generateSigningKey('RS256', 'r1'),
+      generateSigningKey('ES256', 'e1'),
+    ]);
     jwks = await serveJwks(keySet(rsa, ec));
     // Unreachable at first: the gateway fetches the set on the first token it sees.
     jwks.setDown(true);
@@ -427,8 +591,15 @@ describe('keys from a JWKS URL', () => {
   it('verifies RS256 and ES256 tokens against the fetched key set, and refuses HS256', async () => {
     jwks.setDown(false);
     const claims = { sub: 'u', sse: { subscribe: ['t'], publish: ['t'] } };
-    const client = await stream(`${gateway.url}/events?topic=t`, bearer(await mintToken({ key: rsa, claims })));
-    const res = await publish(gateway.url, { topic: 't', data: 'hi' }, bearer(await mintToken({ key: ec, claims })));
+    const client = await stream(
+      `${gateway.url}/events?topic=t`,
+      bearer(await mintToken({ key: rsa, claims })),
+    );
+    const res = await publish(
+      gateway.url,
+      { topic: 't', data: 'hi' },
+      bearer(await mintToken({ key: ec, claims })),
+    );
     expect(res.status).toBe(200);
     await client.waitForEvents(1);
     expect(client.data()).toEqual(['hi']);
@@ -469,7 +640,11 @@ describe('loopback publishing without keys', () => {
   });
 
   it('does not let a page on another origin borrow the loopback trust', async () => {
-    const answer = await publish(gateway.url, { topic: 'news', data: 1 }, { origin: 'https://evil.example' });
+    const answer = await publish(
+      gateway.url,
+      { topic: 'news', data: 1 },
+      { origin: 'https://evil.example' },
+    );
     expect([answer.status, answer.code]).toEqual([403, 'ORIGIN_FORBIDDEN']);
     expect(await metric(gateway.url, 'sse_auth_enabled')).toBe(0);
   });
@@ -505,7 +680,10 @@ describe('limits', () => {
   /** Waits until the gateway has let go of every stream. */
   async function drained(): Promise<void> {
     for (const client of clients.splice(0)) client.close();
-    await waitFor(async () => (await metric(gateway.url, 'sse_connections')) === 0, 'no open streams');
+    await waitFor(
+      async () => (await metric(gateway.url, 'sse_connections')) === 0,
+      'no open streams',
+    );
   }
 
   it('limits streams per client IP, and lets the client in again once one closes', async () => {
@@ -520,21 +698,34 @@ describe('limits', () => {
     await stream(url, from('203.0.113.2'));
     first.close();
     // The place is given back when the gateway sees the connection close.
-    await waitFor(async () => (await attempt(url, from('203.0.113.1'))).status === 200, 'a place again', 5000, 50);
+    await waitFor(
+      async () => (await attempt(url, from('203.0.113.1'))).status === 200,
+      'a place again',
+      5000,
+      50,
+    );
     expect((await refused(url, from('203.0.113.1'))).status).toBe(429);
     await drained();
   });
 
   it('limits streams per token subject across addresses', async () => {
-    const carol = bearer(await mintToken({ key: SECRET, claims: { sub: 'carol', sse: { subscribe: ['c/*'] } } }));
+    const carol = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'carol', sse: { subscribe: ['c/*'] } } }),
+    );
     const streams = [
       await stream(`${gateway.url}/events?topic=c/1`, { ...carol, ...from('198.51.100.1') }),
       await stream(`${gateway.url}/events?topic=c/2`, { ...carol, ...from('198.51.100.2') }),
     ];
-    const over = await refused(`${gateway.url}/events?topic=c/3`, { ...carol, ...from('198.51.100.3') });
+    const over = await refused(`${gateway.url}/events?topic=c/3`, {
+      ...carol,
+      ...from('198.51.100.3'),
+    });
     expect([over.status, over.code]).toEqual([429, 'TOO_MANY_STREAMS']);
     streams[0]?.close();
-    await waitFor(async () => (await metric(gateway.url, 'sse_connections')) === 1, 'one stream left');
+    await waitFor(
+      async () => (await metric(gateway.url, 'sse_connections')) === 1,
+      'one stream left',
+    );
     await stream(`${gateway.url}/events?topic=c/3`, { ...carol, ...from('198.51.100.3') });
     await drained();
   });
@@ -553,7 +744,9 @@ describe('limits', () => {
   });
 
   it('limits the publish rate per subject, and accepts again after Retry-After', async () => {
-    const feed = bearer(await mintToken({ key: SECRET, claims: { sub: 'feed', sse: { publish: ['rate'] } } }));
+    const feed = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'feed', sse: { publish: ['rate'] } } }),
+    );
     for (let i = 0; i < 60; i++) {
       const res = await publish(gateway.url, { topic: 'rate', data: i }, feed);
       expect(res.status).toBe(200);
@@ -562,7 +755,9 @@ describe('limits', () => {
     expect([over.status, over.code]).toEqual([429, 'RATE_LIMITED']);
     expect(over.headers['retry-after']).toBe('1');
     // Another subject has its own budget.
-    const other = bearer(await mintToken({ key: SECRET, claims: { sub: 'other', sse: { publish: ['rate'] } } }));
+    const other = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'other', sse: { publish: ['rate'] } } }),
+    );
     expect((await publish(gateway.url, { topic: 'rate', data: 'other' }, other)).status).toBe(200);
     await sleep(1100);
     expect((await publish(gateway.url, { topic: 'rate', data: 'again' }, feed)).status).toBe(200);
@@ -571,11 +766,15 @@ describe('limits', () => {
   });
 
   it('refuses a body over MAX_BODY_BYTES and more topics than MAX_TOPICS', async () => {
-    const feed = bearer(await mintToken({ key: SECRET, claims: { sub: 'big', sse: { publish: ['big'] } } }));
+    const feed = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'big', sse: { publish: ['big'] } } }),
+    );
     const big = await publish(gateway.url, { topic: 'big', data: 'x'.repeat(2000) }, feed);
     expect([big.status, big.code]).toEqual([413, 'BODY_TOO_LARGE']);
     expect(await redis.exists(`${prefix}:{big}:log`)).toBe(0);
-    const many = await refused(`${gateway.url}/events?topic=open/1&topic=open/2&topic=open/3&topic=open/4`);
+    const many = await refused(
+      `${gateway.url}/events?topic=open/1&topic=open/2&topic=open/3&topic=open/4`,
+    );
     expect([many.status, many.code]).toEqual([400, 'TOO_MANY_TOPICS']);
     expect((await publish(gateway.url, { topic: 'big', data: 'small' }, feed)).status).toBe(200);
     await stream(`${gateway.url}/events?topic=open/1&topic=open/2&topic=open/3`);
@@ -611,7 +810,7 @@ describe('limits across the cluster', () => {
     await Promise.all([a?.kill(), b?.stop()]);
   });
 
-  it('counts a client\'s streams on every gateway, and forgets a dead gateway\'s', async () => {
+  it("counts a client's streams on every gateway, and forgets a dead gateway's", async () => {
     const ip = from('203.0.113.9');
     const url = (g: GatewayProcess, n: number) => `${g.url}/events?topic=open/${n}`;
     await stream(url(a, 1), ip);
@@ -627,20 +826,32 @@ describe('limits across the cluster', () => {
     expect(await redis.pttl(key)).toBeGreaterThan(0);
     // One closes on B: A lets the client in again (and that stream takes the place).
     onB.close();
-    await waitFor(async () => (await attempt(url(a, 5), ip)).status === 200, 'a place on A', 5000, 50);
+    await waitFor(
+      async () => (await attempt(url(a, 5), ip)).status === 200,
+      'a place on A',
+      5000,
+      50,
+    );
     expect((await refused(url(b, 7), ip)).status).toBe(429);
     // A crashes holding 3 streams: its count stops counting after STREAM_COUNT_TTL_S (3 s).
     await a.kill();
     const started = Date.now();
-    await waitFor(async () => (await attempt(url(b, 8), ip)).status === 200, "A's count to expire", 10_000, 250);
+    await waitFor(
+      async () => (await attempt(url(b, 8), ip)).status === 200,
+      "A's count to expire",
+      10_000,
+      250,
+    );
     expect(Date.now() - started).toBeLessThan(8000);
     await stream(url(b, 9), ip);
     await stream(url(b, 10), ip);
     expect((await refused(url(b, 12), ip)).status).toBe(429);
   });
 
-  it('counts a subject\'s streams across gateways', async () => {
-    const dave = bearer(await mintToken({ key: SECRET, claims: { sub: 'dave', sse: { subscribe: ['d/*'] } } }));
+  it("counts a subject's streams across gateways", async () => {
+    const dave = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'dave', sse: { subscribe: ['d/*'] } } }),
+    );
     await stream(`${b.url}/events?topic=d/1`, { ...dave, ...from('192.0.2.1') });
     await stream(`${b.url}/events?topic=d/2`, { ...dave, ...from('192.0.2.2') });
     const over = await refused(`${b.url}/events?topic=d/3`, { ...dave, ...from('192.0.2.3') });
@@ -652,7 +863,11 @@ describe('limits across the cluster', () => {
 
 describe('the same checks in an Express app', () => {
   it('refuses and admits streams of sse() as the gateway does, and ends them at expiry', async () => {
-    const broadcaster = await createBroadcaster({ redisUrl: testRedisUrl(), keyPrefix: testPrefix(), retryMs: 100 });
+    const broadcaster = await createBroadcaster({
+      redisUrl: testRedisUrl(),
+      keyPrefix: testPrefix(),
+      retryMs: 100,
+    });
     const guard = new Guard({
       auth: new Authorizer({ secret: SECRET, clockSkewS: 0, publicTopics: ['open/*'] }),
       streams: new StreamCounter({ limits: { maxPerSubject: 1 } }),
@@ -666,20 +881,41 @@ describe('the same checks in an Express app', () => {
       const claims = { sub: 'erin', sse: { subscribe: ['user/{sub}/*'] } };
       await stream(`${url}/events?topic=open/x`);
       expect((await refused(`${url}/events?topic=user/erin/a`)).code).toBe('AUTH_REQUIRED');
-      expect((await refused(`${url}/events?topic=user/frank/a`, bearer(await mintToken({ key: SECRET, claims })))).code).toBe('TOPIC_FORBIDDEN');
-      expect((await refused(`${url}/events?topic=user/erin/a`, bearer(unsignedToken(claims)))).code).toBe('TOKEN_INVALID');
+      expect(
+        (
+          await refused(
+            `${url}/events?topic=user/frank/a`,
+            bearer(await mintToken({ key: SECRET, claims })),
+          )
+        ).code,
+      ).toBe('TOPIC_FORBIDDEN');
+      expect(
+        (await refused(`${url}/events?topic=user/erin/a`, bearer(unsignedToken(claims)))).code,
+      ).toBe('TOKEN_INVALID');
       // Expires 2–3 s from now (exp is in whole seconds): long enough for the checks before it
       // on a loaded machine, whose clock may be just before a second's end.
       const soon = await mintToken({ key: SECRET, claims: { ...claims, exp: now() + 3 } });
       const client = await stream(`${url}/events?topic=user/erin/a&token=${soon}`);
-      const over = await refused(`${url}/events?topic=user/erin/b`, bearer(await mintToken({ key: SECRET, claims })));
-      expect([over.status, over.code, over.headers['retry-after']]).toEqual([429, 'TOO_MANY_STREAMS', '10']);
+      const over = await refused(
+        `${url}/events?topic=user/erin/b`,
+        bearer(await mintToken({ key: SECRET, claims })),
+      );
+      expect([over.status, over.code, over.headers['retry-after']]).toEqual([
+        429,
+        'TOO_MANY_STREAMS',
+        '10',
+      ]);
       await broadcaster.publish('user/erin/a', 'note', 1);
       await client.waitForEvents(1);
       await client.waitForEnd(8000);
-      expect((await refused(`${url}/events?topic=user/erin/a&token=${soon}`)).code).toBe('TOKEN_EXPIRED');
+      expect((await refused(`${url}/events?topic=user/erin/a&token=${soon}`)).code).toBe(
+        'TOKEN_EXPIRED',
+      );
       // Its place was given back when it ended.
-      await stream(`${url}/events?topic=user/erin/b`, bearer(await mintToken({ key: SECRET, claims })));
+      await stream(
+        `${url}/events?topic=user/erin/b`,
+        bearer(await mintToken({ key: SECRET, claims })),
+      );
     } finally {
       for (const client of clients.splice(0)) client.close();
       guard.close();

@@ -19,7 +19,10 @@ describe('npm start (gateway + producers, embedded engine)', () => {
   const clients: SseClient[] = [];
 
   beforeAll(async () => {
-    app = await startGatewayProcess({}, { script: join(__dirname, '..', 'apps', 'standalone', 'src', 'main.ts') });
+    app = await startGatewayProcess(
+      {},
+      { script: join(__dirname, '..', 'apps', 'standalone', 'src', 'main.ts') },
+    );
   });
 
   afterAll(async () => {
@@ -37,20 +40,29 @@ describe('npm start (gateway + producers, embedded engine)', () => {
     ['/api/social/updates', 'social', ['newPost', 'newLike', 'newComment']],
   ];
 
-  it.each(routes)('%s carries live %s events with the seed fields', async (route, topic, events) => {
-    const client = await SseClient.open(`${app.url}${route}`);
-    clients.push(client);
-    expect(client.status).toBe(200);
-    const isFeedEvent = (e: { event: string }) => events.includes(e.event);
-    const start = route === '/api/chat-updates' ? 1 : 0;
-    await client.waitForEvents(start + 1, 15_000);
-    await waitFor(() => client.events.some(isFeedEvent), `a ${events.join('/')} event on ${route}`, 15_000);
-    for (const event of client.events.filter(isFeedEvent)) {
-      expect(() => validateEvent(topic, event.event, JSON.parse(event.data))).not.toThrow();
-      // A one-topic connection's cursor: the topic's entry alone, as its publish returned.
-      expect(event.id).toMatch(new RegExp(`^2~${topicFingerprint(topic)}\\.[0-9a-z]+\\.[0-9a-z]+\\.[0-9a-z]+$`));
-    }
-  });
+  it.each(routes)(
+    '%s carries live %s events with the seed fields',
+    async (route, topic, events) => {
+      const client = await SseClient.open(`${app.url}${route}`);
+      clients.push(client);
+      expect(client.status).toBe(200);
+      const isFeedEvent = (e: { event: string }) => events.includes(e.event);
+      const start = route === '/api/chat-updates' ? 1 : 0;
+      await client.waitForEvents(start + 1, 15_000);
+      await waitFor(
+        () => client.events.some(isFeedEvent),
+        `a ${events.join('/')} event on ${route}`,
+        15_000,
+      );
+      for (const event of client.events.filter(isFeedEvent)) {
+        expect(() => validateEvent(topic, event.event, JSON.parse(event.data))).not.toThrow();
+        // A one-topic connection's cursor: the topic's entry alone, as its publish returned.
+        expect(event.id).toMatch(
+          new RegExp(`^2~${topicFingerprint(topic)}\\.[0-9a-z]+\\.[0-9a-z]+\\.[0-9a-z]+$`),
+        );
+      }
+    },
+  );
 
   it('greets every chat connection first, with no id and nothing stored', async () => {
     const client = await SseClient.open(`${app.url}/api/chat-updates`);
@@ -66,7 +78,10 @@ describe('npm start (gateway + producers, embedded engine)', () => {
   it('serves upload progress per file id', async () => {
     const client = await SseClient.open(`${app.url}/api/upload-progress/file-1`);
     clients.push(client);
-    const id = await publishHttp(app.url, 'uploads/file-1', 'progress', { percent: 50, status: 'processing' });
+    const id = await publishHttp(app.url, 'uploads/file-1', 'progress', {
+      percent: 50,
+      status: 'processing',
+    });
     await client.waitForEvents(1);
     expect(client.events).toEqual([
       { id, event: 'progress', data: '{"percent":50,"status":"processing"}' },

@@ -59,19 +59,24 @@ describe('stream lifetime', () => {
       let opens = 0;
       source.addEventListener('open', () => opens++);
       for (const type of ['n', 'reset']) {
-        source.addEventListener(type, (e) => events.push({ id: e.lastEventId, event: type, data: e.data }));
+        source.addEventListener(type, (e) =>
+          events.push({ id: e.lastEventId, event: type, data: e.data }),
+        );
       }
       return { source, events, opens: () => opens };
     });
     await waitFor(() => clients.every((c) => c.opens() >= 1), 'every client to connect');
     const closesBefore = await readMetric(gateway.url, 'sse_stream_lifetime_closes_total');
-    const loop = startProducerLoop((seq) => publisher.publish(topic, 'n', { seq }), { intervalMs: 20 });
+    const loop = startProducerLoop((seq) => publisher.publish(topic, 'n', { seq }), {
+      intervalMs: 20,
+    });
     await new Promise((resolve) => setTimeout(resolve, LIFETIME_S * 3500));
     const stored = await loop.stop();
     try {
       await waitFor(
         () => clients.every((c) => c.events.length >= stored),
-        () => `every client at ${stored} events (${clients.map((c) => c.events.length).join(', ')})`,
+        () =>
+          `every client at ${stored} events (${clients.map((c) => c.events.length).join(', ')})`,
         15_000,
       );
       for (const c of clients) {
@@ -82,7 +87,8 @@ describe('stream lifetime', () => {
         // Each client went through at least two lifetime closes while the producer ran.
         expect(c.opens()).toBeGreaterThanOrEqual(3);
       }
-      const closes = (await readMetric(gateway.url, 'sse_stream_lifetime_closes_total')) - closesBefore;
+      const closes =
+        (await readMetric(gateway.url, 'sse_stream_lifetime_closes_total')) - closesBefore;
       expect(closes).toBeGreaterThanOrEqual(clients.length * 2);
     } finally {
       for (const c of clients) c.source.close();

@@ -1,14 +1,33 @@
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import {
+  connect,
+  constants,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+} from 'node:http2';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publishHttp, readMetric, testPrefix, testRedisUrl, waitFor, type SseEvent } from '@streamcast/testing';
+import {
+  publishHttp,
+  readMetric,
+  testPrefix,
+  testRedisUrl,
+  waitFor,
+  type SseEvent,
+} from '@streamcast/testing';
 import { createParser } from 'eventsource-parser';
-import { MAKE_CERT, clusterEnv, startCluster, type Cluster, type ClusterOptions } from '../scripts/cluster';
+import {
+  MAKE_CERT,
+  clusterEnv,
+  startCluster,
+  type Cluster,
+  type ClusterOptions,
+} from '../scripts/cluster';
 
 /**
  * HTTPS and HTTP/2 at the edge (docs/cluster.md, "HTTPS and HTTP/2"), from real processes: 2 gateways on
@@ -31,11 +50,17 @@ interface H2Sse {
   firstBytesMs: number | undefined;
 }
 
-function openSse(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): H2Sse {
+function openSse(
+  session: ClientHttp2Session,
+  path: string,
+  headers: Record<string, string> = {},
+): H2Sse {
   const started = Date.now();
   const request = session.request({ ':path': path, accept: 'text/event-stream', ...headers });
   const sse: H2Sse = { request, headers: undefined, raw: '', events: [], firstBytesMs: undefined };
-  const parser = createParser({ onEvent: (e) => sse.events.push({ id: e.id, event: e.event ?? 'message', data: e.data }) });
+  const parser = createParser({
+    onEvent: (e) => sse.events.push({ id: e.id, event: e.event ?? 'message', data: e.data }),
+  });
   request.on('response', (h) => (sse.headers = h));
   request.setEncoding('utf8');
   request.on('data', (chunk: string) => {
@@ -48,9 +73,17 @@ function openSse(session: ClientHttp2Session, path: string, headers: Record<stri
 }
 
 /** A whole non-stream answer over the session. */
-function h2Get(session: ClientHttp2Session, path: string, method = 'GET'): Promise<{ headers: IncomingHttpHeaders; body: string }> {
+function h2Get(
+  session: ClientHttp2Session,
+  path: string,
+  method = 'GET',
+): Promise<{ headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = session.request({ ':path': path, ':method': method, 'content-type': 'application/json' });
+    const request = session.request({
+      ':path': path,
+      ':method': method,
+      'content-type': 'application/json',
+    });
     let body = '';
     let headers: IncomingHttpHeaders = {};
     request.on('response', (h) => (headers = h));
@@ -66,15 +99,23 @@ function h2Get(session: ClientHttp2Session, path: string, method = 'GET'): Promi
 function request1(
   url: string,
   options: { method?: string; ca?: Buffer } = {},
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+): Promise<{
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}> {
   return new Promise((resolve, reject) => {
     const send = url.startsWith('https:') ? httpsRequest : httpRequest;
-    const req = send(url, { method: options.method ?? 'GET', ca: options.ca, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = send(
+      url,
+      { method: options.method ?? 'GET', ca: options.ca, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.once('error', reject);
     req.end(options.method === 'POST' ? '{}' : undefined);
   });
@@ -153,7 +194,8 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
     // Unbuffered: each stream's first bytes (retry: and its cursor) arrive while it stays open.
     await waitFor(
       () => streams.every((s) => s.firstBytesMs !== undefined),
-      () => `first bytes on every stream (${streams.filter((s) => s.firstBytesMs !== undefined).length}/${STREAMS})`,
+      () =>
+        `first bytes on every stream (${streams.filter((s) => s.firstBytesMs !== undefined).length}/${STREAMS})`,
       10_000,
     );
     for (const s of streams) {
@@ -167,7 +209,9 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
       expect(s.firstBytesMs).toBeLessThan(3000);
     }
     // One client connection, 20 gateway connections: nginx spread them over both gateways.
-    const held = await Promise.all(cluster.gateways.map((g) => readMetric(g.url, 'sse_connections')));
+    const held = await Promise.all(
+      cluster.gateways.map((g) => readMetric(g.url, 'sse_connections')),
+    );
     expect(held.reduce((a, b) => a + b, 0)).toBe(STREAMS);
     for (const n of held) expect(n).toBeGreaterThan(0);
 
@@ -178,7 +222,8 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
       await publishHttp(cluster.gateways[i % 2]?.url as string, topic, 'n', { seq: i });
       await waitFor(
         () => streams.every((s) => s.events.length > i),
-        () => `event ${i} on every stream (${streams.filter((s) => s.events.length > i).length}/${STREAMS})`,
+        () =>
+          `event ${i} on every stream (${streams.filter((s) => s.events.length > i).length}/${STREAMS})`,
         5000,
         5,
       );
@@ -186,7 +231,9 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
     }
     for (const s of streams) {
       expect(s.events.map((e) => e.event)).toEqual(Array(EVENTS).fill('n'));
-      expect(s.events.map((e) => (JSON.parse(e.data) as { seq: number }).seq)).toEqual([...Array(EVENTS).keys()]);
+      expect(s.events.map((e) => (JSON.parse(e.data) as { seq: number }).seq)).toEqual([
+        ...Array(EVENTS).keys(),
+      ]);
     }
     // Still the one session, its streams open until now.
     expect(h2.closed || h2.destroyed).toBe(false);
@@ -206,11 +253,14 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
       10_000,
     );
     expect(lines).toHaveLength(STREAMS);
-    for (const line of lines) expect(line).toMatch(new RegExp(`"GET /events\\?topic=${topic} HTTP/2\\.0" 200 `));
+    for (const line of lines)
+      expect(line).toMatch(new RegExp(`"GET /events\\?topic=${topic} HTTP/2\\.0" 200 `));
     const connections = new Set(lines.map((l) => /conn=(\d+)/.exec(l)?.[1]));
     expect(connections.size).toBe(1);
     const upstreams = new Set(lines.map((l) => /upstream=(\S+)/.exec(l)?.[1]));
-    expect([...upstreams].sort()).toEqual(cluster.gateways.map((g) => `127.0.0.1:${g.port}`).sort());
+    expect([...upstreams].sort()).toEqual(
+      cluster.gateways.map((g) => `127.0.0.1:${g.port}`).sort(),
+    );
   }, 90_000);
 
   it('keeps refusing POST /publish at the balancer over HTTP/2', async () => {
@@ -246,10 +296,14 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
     }
     // The host the client asked for, not nginx's idea of it.
     const byName = await new Promise<string | undefined>((resolve, reject) => {
-      const req = httpRequest(`${cluster.httpUrl}/x?y=1`, { headers: { host: `localhost:${cluster.port}` }, agent: false }, (res) => {
-        res.resume();
-        resolve(res.headers.location);
-      });
+      const req = httpRequest(
+        `${cluster.httpUrl}/x?y=1`,
+        { headers: { host: `localhost:${cluster.port}` }, agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.headers.location);
+        },
+      );
       req.once('error', reject);
       req.end();
     });
@@ -271,7 +325,11 @@ describe('the balancer with TLS and HSTS_MAX_AGE', () => {
     expect(made.status).toBe(0);
     // A given pair (TLS_CERT_FILE, TLS_KEY_FILE); one gateway is enough here.
     cluster = await startCluster({
-      ...clusterOptions({ certFile: join(certDir, 'cert.pem'), keyFile: join(certDir, 'key.pem'), hstsMaxAge: 600 }),
+      ...clusterOptions({
+        certFile: join(certDir, 'cert.pem'),
+        keyFile: join(certDir, 'key.pem'),
+        hstsMaxAge: 600,
+      }),
       gateways: 1,
     });
   }, 180_000);
@@ -289,9 +347,17 @@ describe('the balancer with TLS and HSTS_MAX_AGE', () => {
       await waitFor(() => stream.firstBytesMs !== undefined, 'the stream to begin');
       expect(stream.headers?.['strict-transport-security']).toBe('max-age=600');
       stream.request.close(constants.NGHTTP2_CANCEL);
-      for (const [path, method, status] of [['/healthz', 'GET', 200], ['/publish', 'POST', 403], ['/nowhere', 'GET', 404]] as const) {
+      for (const [path, method, status] of [
+        ['/healthz', 'GET', 200],
+        ['/publish', 'POST', 403],
+        ['/nowhere', 'GET', 404],
+      ] as const) {
         const res = await h2Get(h2, path, method);
-        expect({ path, status: res.headers[':status'], hsts: res.headers['strict-transport-security'] }).toEqual({
+        expect({
+          path,
+          status: res.headers[':status'],
+          hsts: res.headers['strict-transport-security'],
+        }).toEqual({
           path,
           status,
           hsts: 'max-age=600',
@@ -311,20 +377,48 @@ describe('the HTTPS settings of npm run cluster', () => {
     expect(clusterEnv({}).tls).toBeUndefined();
     expect(clusterEnv({ TLS: '0', HSTS_MAX_AGE: '60' }).tls).toBeUndefined();
     // TLS=1 alone: the self-signed pair in .certs, made when missing.
-    expect(clusterEnv({ TLS: '1' }).tls).toEqual({ certFile: undefined, keyFile: undefined, port: 8443, hstsMaxAge: 0 });
-    const given = { TLS_CERT_FILE: '/etc/ssl/site.pem', TLS_KEY_FILE: '/etc/ssl/site.key', TLS_PORT: '443', HSTS_MAX_AGE: '31536000' };
-    expect(clusterEnv(given).tls).toEqual({ certFile: '/etc/ssl/site.pem', keyFile: '/etc/ssl/site.key', port: 443, hstsMaxAge: 31536000 });
+    expect(clusterEnv({ TLS: '1' }).tls).toEqual({
+      certFile: undefined,
+      keyFile: undefined,
+      port: 8443,
+      hstsMaxAge: 0,
+    });
+    const given = {
+      TLS_CERT_FILE: '/etc/ssl/site.pem',
+      TLS_KEY_FILE: '/etc/ssl/site.key',
+      TLS_PORT: '443',
+      HSTS_MAX_AGE: '31536000',
+    };
+    expect(clusterEnv(given).tls).toEqual({
+      certFile: '/etc/ssl/site.pem',
+      keyFile: '/etc/ssl/site.key',
+      port: 443,
+      hstsMaxAge: 31536000,
+    });
     expect(clusterEnv({ ...given, TLS: '0' }).tls).toBeUndefined();
-    expect(() => clusterEnv({ TLS_CERT_FILE: '/c.pem' })).toThrow('config: TLS_CERT_FILE and TLS_KEY_FILE go together (got only TLS_CERT_FILE)');
+    expect(() => clusterEnv({ TLS_CERT_FILE: '/c.pem' })).toThrow(
+      'config: TLS_CERT_FILE and TLS_KEY_FILE go together (got only TLS_CERT_FILE)',
+    );
     expect(() => clusterEnv({ TLS: 'yes' })).toThrow('config: TLS must be 0 or 1 (got "yes")');
-    expect(() => clusterEnv({ TLS: '1', TLS_PORT: '70000' })).toThrow(/^config: TLS_PORT must be an integer 1-65535/);
-    expect(() => clusterEnv({ TLS: '1', HSTS_MAX_AGE: '1y' })).toThrow(/^config: HSTS_MAX_AGE must be an integer/);
+    expect(() => clusterEnv({ TLS: '1', TLS_PORT: '70000' })).toThrow(
+      /^config: TLS_PORT must be an integer 1-65535/,
+    );
+    expect(() => clusterEnv({ TLS: '1', HSTS_MAX_AGE: '1y' })).toThrow(
+      /^config: HSTS_MAX_AGE must be an integer/,
+    );
   });
 
   it('refuses a certificate without its key, or one that is not there', async () => {
-    await expect(startCluster({ port: 0, tls: { certFile: '/nonexistent/cert.pem' } })).rejects.toThrow(/both a certificate and its key/);
     await expect(
-      startCluster({ port: 0, tls: { certFile: '/nonexistent/cert.pem', keyFile: '/nonexistent/key.pem' } }),
-    ).rejects.toThrow('cluster: /nonexistent/cert.pem does not exist (npm run make-cert makes a self-signed pair)');
+      startCluster({ port: 0, tls: { certFile: '/nonexistent/cert.pem' } }),
+    ).rejects.toThrow(/both a certificate and its key/);
+    await expect(
+      startCluster({
+        port: 0,
+        tls: { certFile: '/nonexistent/cert.pem', keyFile: '/nonexistent/key.pem' },
+      }),
+    ).rejects.toThrow(
+      'cluster: /nonexistent/cert.pem does not exist (npm run make-cert makes a self-signed pair)',
+    );
   });
 });

@@ -44,7 +44,7 @@ export async function withContext(body: (ctx: BenchContext) => Promise<boolean>)
     void stopEverything().finally(() => process.exit(1));
   }, limitS * 1000);
   watchdog.unref();
-  let failed = false;
+  let failed: boolean;
   try {
     failed = !(await body(await createContext()));
   } catch (err) {

@@ -121,12 +121,12 @@ export async function measureDelivery(
     const received = await pool.received();
     return { at: now(), sent: publisher.sent, received };
   };
-  let first = { at: 0, sent: 0, received: 0 };
-  let last = first;
-  let serverShare = NaN;
-  let otherShare = NaN;
-  let foreignShare = NaN;
-  let rssPeak = NaN;
+  let first: Awaited<ReturnType<typeof mark>>;
+  let last: Awaited<ReturnType<typeof mark>>;
+  let serverShare: number;
+  let otherShare: number;
+  let foreignShare: number;
+  let rssPeak: number;
   publisher.start();
   try {
     // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
@@ -186,7 +186,12 @@ export async function measureDelivery(
  * Waits until the slowest open subscriber has `perTopic` events and nobody is reconnecting,
  * then until nothing more arrives for a moment; at most `timeoutMs`.
  */
-export async function drain(pool: ClientPool, run: number, perTopic: number, timeoutMs: number): Promise<void> {
+export async function drain(
+  pool: ClientPool,
+  run: number,
+  perTopic: number,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (pool.minReceived(run) >= perTopic && pool.progress().down === 0) break;
@@ -204,7 +209,10 @@ export async function drain(pool: ClientPool, run: number, perTopic: number, tim
 /** Every subscriber got every event it was owed, once. */
 export function deliveryOk(row: DeliveryRow, allowDrops = false): boolean {
   return (
-    row.lost === 0 && row.duplicated === 0 && (allowDrops || row.dropped === 0) && row.publishErrors === 0
+    row.lost === 0 &&
+    row.duplicated === 0 &&
+    (allowDrops || row.dropped === 0) &&
+    row.publishErrors === 0
   );
 }
 
@@ -251,7 +259,8 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
     const ours = rows.find((r) => r.server === 'streamcast' && r.load === load);
     const nchan = rows.find((r) => r.server === 'nchan' && r.load === load);
     if (!ours || !nchan) continue;
-    const perCore = ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+    const perCore =
+      ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
     const raw = ours.deliveriesPerSec / nchan.deliveriesPerSec;
     const p99 = ours.p99 / nchan.p99;
     out.push(

@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from '@streamcast/testing';
@@ -83,7 +91,10 @@ export async function startNginx(
   const bin = taskset();
   const child =
     core !== undefined && bin
-      ? spawn(bin, ['-c', String(core), NGINX, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(bin, ['-c', String(core), NGINX, ...args], {
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       : spawn(NGINX, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -157,7 +168,13 @@ export function startNchanProcess(
   const template = readFileSync(join(TEMPLATES, 'nginx.conf.template'), 'utf8');
   return startNginx(
     'nchan',
-    (listen) => fill(template, { MODULE: NCHAN_MODULE, LISTEN: listen, REDIS: redisUrl, NAMESPACE: namespace }),
+    (listen) =>
+      fill(template, {
+        MODULE: NCHAN_MODULE,
+        LISTEN: listen,
+        REDIS: redisUrl,
+        NAMESPACE: namespace,
+      }),
     core,
   );
 }
@@ -171,5 +188,9 @@ export function startBalancer(
   const lines = upstreams
     .map((u) => `server 127.0.0.1:${u.port} weight=${u.weight};`)
     .join('\n        ');
-  return startNginx('balancer', (listen) => fill(template, { LISTEN: listen, UPSTREAMS: lines }), core);
+  return startNginx(
+    'balancer',
+    (listen) => fill(template, { LISTEN: listen, UPSTREAMS: lines }),
+    core,
+  );
 }

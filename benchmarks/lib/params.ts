@@ -65,7 +65,9 @@ function int(name: string, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
-    throw new ParamError(`bench: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`);
+    throw new ParamError(
+      `bench: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`,
+    );
   }
   return value;
 }

@@ -31,7 +31,10 @@ export function gatewayRunner(): 'compiled' | 'ts-node' {
 }
 
 /** startGatewayProcess's script and execArgv for gatewayRunner(), with `preload` modules. */
-export function gatewayLaunch(preload: readonly string[] = []): { script: string; execArgv: string[] } {
+export function gatewayLaunch(preload: readonly string[] = []): {
+  script: string;
+  execArgv: string[];
+} {
   const compiled = gatewayRunner() === 'compiled';
   const hooks = preload.flatMap((file) => ['-r', file]);
   return {
@@ -70,7 +73,12 @@ export const SERVER_CORE = 0;
 export const CLIENT_CORE = 1;
 
 /** `count` subscriptions to `topics` (round robin), on target 0 of the pool. */
-export function specsFor(server: ServerUnderTest, topics: readonly string[], count: number, from = 0): ConnSpec[] {
+export function specsFor(
+  server: ServerUnderTest,
+  topics: readonly string[],
+  count: number,
+  from = 0,
+): ConnSpec[] {
   return Array.from({ length: count }, (_, j) => {
     const k = (from + j) % topics.length;
     return { t: 0, k, path: server.path(topics[k] as string) };
@@ -83,7 +91,8 @@ export async function openAll(pool: ClientPool, specs: ConnSpec[], what: string)
   for (let i = 0; i < specs.length; i += 500) {
     ({ ready } = await pool.open(specs.slice(i, i + 500)));
   }
-  if (ready < specs.length) throw new Error(`only ${ready} of ${specs.length} subscribers connected to ${what}`);
+  if (ready < specs.length)
+    throw new Error(`only ${ready} of ${specs.length} subscribers connected to ${what}`);
 }
 
 export async function startServer(
@@ -132,7 +141,7 @@ export async function startStreamcast(
     },
     () => killQuietly(pid),
   );
-  let pinned = false;
+  let pinned: boolean;
   try {
     pinned = pin(pid, SERVER_CORE);
   } catch (err) {
@@ -204,7 +213,11 @@ export async function startNaive(redisUrl: string, prefix: string): Promise<Serv
       pids: () => [pid],
       pinned,
       path: (topic) => `/events?topic=${encodeURIComponent(topic)}`,
-      target: (topics) => redisTarget(redisUrl, topics.map((t) => `${prefix}:${t}`)),
+      target: (topics) =>
+        redisTarget(
+          redisUrl,
+          topics.map((t) => `${prefix}:${t}`),
+        ),
       output: () => '',
       stop,
       kill: async () => {

@@ -86,16 +86,12 @@ const running: Cli[] = [];
 
 /** Starts a tool; `stdin` is written and closed, else standard input is /dev/null (not a TTY). */
 function start(tool: 'publish' | 'tail', args: string[], stdin?: string): Cli {
-  const child = spawn(
-    process.execPath,
-    [...SOURCE_EXEC_ARGV, SCRIPTS[tool], ...args],
-    {
-      cwd: ROOT,
-      // A clean environment: no REDIS_URL or GATEWAY_URL of the test run leaks into target choice.
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
-      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...SOURCE_EXEC_ARGV, SCRIPTS[tool], ...args], {
+    cwd: ROOT,
+    // A clean environment: no REDIS_URL or GATEWAY_URL of the test run leaks into target choice.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
   if (stdin !== undefined) child.stdin?.end(stdin);
   const cli = new Cli(`${tool} ${args.join(' ')}`, child);
   running.push(cli);
@@ -258,7 +254,11 @@ describe('streamcast-publish and streamcast-tail', () => {
       private: { fields: ['email'], claim: 'staff' },
     });
     const viaGateway = await run('publish', ['--url', gateway.url], `${line}\n`);
-    const viaRedis = await run('publish', ['--redis', testRedisUrl(), '--prefix', prefix], `${line}\n`);
+    const viaRedis = await run(
+      'publish',
+      ['--redis', testRedisUrl(), '--prefix', prefix],
+      `${line}\n`,
+    );
     for (const result of [viaGateway, viaRedis]) {
       expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
     }
@@ -268,14 +268,27 @@ describe('streamcast-publish and streamcast-tail', () => {
       { id: viaGateway.lines[0], event: 'order', data: { n: 1 } },
       { id: viaRedis.lines[0], event: 'order', data: { n: 1 } },
     ]);
-    const bad = await run('publish', ['--url', gateway.url], `${JSON.stringify({ topic: 'cli-private', data: 1, private: { fields: ['x'], claim: 'staff' } })}\n`);
+    const bad = await run(
+      'publish',
+      ['--url', gateway.url],
+      `${JSON.stringify({ topic: 'cli-private', data: 1, private: { fields: ['x'], claim: 'staff' } })}\n`,
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/BODY_INVALID.*"private" needs "data" to be a JSON object/);
   });
 
   it('prints readable lines with --pretty, and tells a reset on stderr', async () => {
     await publishArgs(['pretty', 'headline', '{"title":"before"}']);
-    const tail = start('tail', ['--url', gateway.url, '--pretty', '--from', `2~${topicFingerprint('pretty')}.zz.1.0`, '--count', '1', 'pretty']);
+    const tail = start('tail', [
+      '--url',
+      gateway.url,
+      '--pretty',
+      '--from',
+      `2~${topicFingerprint('pretty')}.zz.1.0`,
+      '--count',
+      '1',
+      'pretty',
+    ]);
     // An unknown epoch: the gateway resets, and the topic continues from there (no replay of
     // "before"): the one event printed is the one published after the reset.
     await tail.waitForStderr('reset pretty (history-lost)');

@@ -57,6 +57,7 @@ export function formatPretty(event: TailEvent, options: PrettyOptions): string {
     id ? paint(colors, '2', `#${id}`) : undefined,
   ].filter((p): p is string => p !== undefined);
   const header = parts.join('  ');
+  // eslint-disable-next-line no-control-regex -- colour codes start with ESC: it is what is matched
   const visible = header.replace(/\x1b\[[0-9;]*m/g, '').length;
   const compact = typeof event.data === 'string' ? event.data : JSON.stringify(event.data);
   if (visible + 2 + compact.length <= options.columns && !compact.includes('\n')) {

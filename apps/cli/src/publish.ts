@@ -224,8 +224,11 @@ function chooseTarget(
   if (values.url !== undefined && values.redis !== undefined) {
     throw new UsageError('give --url or --redis, not both');
   }
-  const cluster = values.redis === undefined && values.url === undefined ? env.REDIS_CLUSTER_NODES : undefined;
-  const redisUrl = values.redis ?? (values.url === undefined ? (env.REDIS_URL ?? (cluster ? '' : undefined)) : undefined);
+  const cluster =
+    values.redis === undefined && values.url === undefined ? env.REDIS_CLUSTER_NODES : undefined;
+  const redisUrl =
+    values.redis ??
+    (values.url === undefined ? (env.REDIS_URL ?? (cluster ? '' : undefined)) : undefined);
   if (redisUrl !== undefined) {
     if (values.redis !== undefined && !REDIS_URL_RE.test(values.redis)) {
       throw new UsageError(
@@ -273,7 +276,9 @@ async function openPublisher(target: Target, timeoutMs: number): Promise<Publish
     return createPublisher({ gatewayUrl: target.url, token: target.token, timeoutMs });
   }
   const cluster = target.cluster;
-  const shown = cluster ? `cluster ${cluster.map((n) => `${n.host}:${n.port}`).join(',')}` : redactUrl(target.url);
+  const shown = cluster
+    ? `cluster ${cluster.map((n) => `${n.host}:${n.port}`).join(',')}`
+    : redactUrl(target.url);
   let timer: NodeJS.Timeout | undefined;
   // ioredis keeps retrying an unreachable server; give up after the same bound as a publish.
   const timeout = new Promise<never>((_resolve, reject) => {

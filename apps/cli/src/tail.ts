@@ -4,7 +4,6 @@ import { EventSource, type ErrorEvent, type EventSourceInit, type FetchLike } fr
 import {
   EXIT,
   UsageError,
-  exitAfterFlush,
   note,
   parseArgsProblem,
   parseCount,

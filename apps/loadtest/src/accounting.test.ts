@@ -24,7 +24,14 @@ describe('account', () => {
 
   it('counts every event sent after a connection was live as owed, and each received one once', () => {
     const { perConnection, totals } = account([conn(50, [0, 9])], [ledger(times)]);
-    expect(perConnection[0]).toEqual({ expected: 10, delivered: 10, lost: 0, duplicated: 0, early: 0, unconfirmed: 0 });
+    expect(perConnection[0]).toEqual({
+      expected: 10,
+      delivered: 10,
+      lost: 0,
+      duplicated: 0,
+      early: 0,
+      unconfirmed: 0,
+    });
     expect(totals).toMatchObject({ expected: 10, delivered: 10, lost: 0, connectionsWithLoss: 0 });
   });
 
@@ -38,7 +45,14 @@ describe('account', () => {
   it('owes a late connection only what was sent after its first frame, and counts earlier ones as early', () => {
     // Live at 135 ms: events 4-9 (140 ms on) are owed; 3 arrived anyway.
     const { perConnection } = account([conn(135, [3, 9])], [ledger(times)]);
-    expect(perConnection[0]).toEqual({ expected: 6, delivered: 6, lost: 0, duplicated: 0, early: 1, unconfirmed: 0 });
+    expect(perConnection[0]).toEqual({
+      expected: 6,
+      delivered: 6,
+      lost: 0,
+      duplicated: 0,
+      early: 1,
+      unconfirmed: 0,
+    });
   });
 
   it('owes nothing for publishes that failed, and counts them apart when they arrive anyway', () => {

@@ -32,7 +32,11 @@ const M = { left: 70, right: 80, top: 40, bottom: 46 };
 const COLORS = { p50: '#1f77b4', p90: '#2ca02c', p99: '#d62728', max: '#9467bd', bars: '#e6e6e6' };
 
 function esc(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
 }
 
 function fmtMs(ms: number): string {
@@ -79,7 +83,12 @@ function niceStep(range: number, target: number): number {
   return 10 * pow;
 }
 
-function polyline(points: Array<[number, number]>, color: string, width: number, dash = ''): string {
+function polyline(
+  points: Array<[number, number]>,
+  color: string,
+  width: number,
+  dash = '',
+): string {
   if (points.length === 0) return '';
   const d = points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
   const dashAttr = dash ? ` stroke-dasharray="${dash}"` : '';
@@ -105,7 +114,9 @@ function timelinePanel(top: number, points: TimelinePoint[]): string {
     `<text x="${x0}" y="${top + 22}" class="h2">Latency over time (publish → receive, by second of sending)</text>`,
   ];
   if (points.length === 0) {
-    out.push(`<text x="${(x0 + x1) / 2}" y="${(y0 + y1) / 2}" text-anchor="middle">no events</text>`);
+    out.push(
+      `<text x="${(x0 + x1) / 2}" y="${(y0 + y1) / 2}" text-anchor="middle">no events</text>`,
+    );
     return out.join('');
   }
   const first = points[0]?.second ?? 0;
@@ -145,12 +156,31 @@ function timelinePanel(top: number, points: TimelinePoint[]): string {
     `<rect x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}" class="frame"/>`,
   );
   const line = (pick: (p: TimelinePoint) => number) =>
-    points.filter((p) => p.deliveries > 0).map((p): [number, number] => [sx(p.second), sy(pick(p))]);
+    points
+      .filter((p) => p.deliveries > 0)
+      .map((p): [number, number] => [sx(p.second), sy(pick(p))]);
   out.push(
-    polyline(line((p) => p.max), COLORS.max, 1, '3,3'),
-    polyline(line((p) => p.p99), COLORS.p99, 2),
-    polyline(line((p) => p.p90), COLORS.p90, 1.5),
-    polyline(line((p) => p.p50), COLORS.p50, 2),
+    polyline(
+      line((p) => p.max),
+      COLORS.max,
+      1,
+      '3,3',
+    ),
+    polyline(
+      line((p) => p.p99),
+      COLORS.p99,
+      2,
+    ),
+    polyline(
+      line((p) => p.p90),
+      COLORS.p90,
+      1.5,
+    ),
+    polyline(
+      line((p) => p.p50),
+      COLORS.p50,
+      2,
+    ),
     legend(x1 - 330, top + 22, [
       ['p50', COLORS.p50],
       ['p90', COLORS.p90],
@@ -174,7 +204,9 @@ function distributionPanel(
     `<text x="${x0}" y="${top + 22}" class="h2">Latency distribution (percentile curve)</text>`,
   ];
   if (curve.length === 0) {
-    out.push(`<text x="${(x0 + x1) / 2}" y="${(y0 + y1) / 2}" text-anchor="middle">no events</text>`);
+    out.push(
+      `<text x="${(x0 + x1) / 2}" y="${(y0 + y1) / 2}" text-anchor="middle">no events</text>`,
+    );
     return out.join('');
   }
   // x: "nines" = -log10(1 - p/100); 100 % sits one step past the last finite point.
@@ -194,7 +226,8 @@ function distributionPanel(
     [0, '0%'],
     [nines(50), '50%'],
   ];
-  for (let n = 1; n <= maxNines; n++) labels.push([n, `${(100 - 100 / 10 ** n).toFixed(Math.max(0, n - 2))}%`]);
+  for (let n = 1; n <= maxNines; n++)
+    labels.push([n, `${(100 - 100 / 10 ** n).toFixed(Math.max(0, n - 2))}%`]);
   for (const [n, label] of labels) {
     out.push(
       `<line x1="${sx(n).toFixed(1)}" x2="${sx(n).toFixed(1)}" y1="${y0}" y2="${y1}" class="grid"/>`,

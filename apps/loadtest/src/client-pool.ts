@@ -258,7 +258,16 @@ function spawnWorker(onSpawn: PoolOptions['onSpawn']): Worker {
   const worker: Worker = {
     child,
     pid: child.pid ?? -1,
-    progress: { type: 'progress', run: 0, min: 0, total: 0, open: 0, down: 0, failed: 0, errors: 0 },
+    progress: {
+      type: 'progress',
+      run: 0,
+      min: 0,
+      total: 0,
+      open: 0,
+      down: 0,
+      failed: 0,
+      errors: 0,
+    },
     waiters: new Map(),
     exited: undefined,
   };

@@ -19,12 +19,7 @@ import type {
   WorkerConfig,
   WorkerErrors,
 } from './client-protocol';
-import {
-  encodeHistogram,
-  latencyHistogram,
-  recordUs,
-  type LatencyHistogram,
-} from './latency';
+import { encodeHistogram, latencyHistogram, recordUs, type LatencyHistogram } from './latency';
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -162,7 +157,12 @@ class Conn {
 
   /** Too slow to get its first frame: counted as a failed connection. */
   checkTimeout(at: number): void {
-    if (!this.live && !this.down && !this.stopped && at - this.startedAt > config.connectTimeoutMs) {
+    if (
+      !this.live &&
+      !this.down &&
+      !this.stopped &&
+      at - this.startedAt > config.connectTimeoutMs
+    ) {
       errors.connect++;
       errorCount++;
       this.socket?.destroy();

@@ -42,13 +42,20 @@ describe('streamcast-loadtest', () => {
     gateway = await startGatewayProcess({});
     out = mkdtempSync(join(tmpdir(), 'loadtest-'));
     const run = await runCli([
-      '--url', gateway.url,
-      '--connections', '50',
-      '--topics', '5',
-      '--events', '100',
-      '--rate', '200',
-      '--duration', '30',
-      '--out', out,
+      '--url',
+      gateway.url,
+      '--connections',
+      '50',
+      '--topics',
+      '5',
+      '--events',
+      '100',
+      '--rate',
+      '200',
+      '--duration',
+      '30',
+      '--out',
+      out,
       '--quiet',
     ]);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
@@ -92,10 +99,32 @@ describe('streamcast-loadtest', () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(0);
     for (const option of [
-      '--url', '--path', '--publish-url', '--redis', '--redis-cluster', '--prefix', '--metrics-url', '--token',
-      '--target', '--connections', '--topics', '--topic-prefix', '--rate', '--duration',
-      '--events', '--ramp', '--payload', '--concurrency', '--processes', '--no-reconnect',
-      '--drain-timeout', '--connect-timeout', '--out', '--json', '--quiet', '--help',
+      '--url',
+      '--path',
+      '--publish-url',
+      '--redis',
+      '--redis-cluster',
+      '--prefix',
+      '--metrics-url',
+      '--token',
+      '--target',
+      '--connections',
+      '--topics',
+      '--topic-prefix',
+      '--rate',
+      '--duration',
+      '--events',
+      '--ramp',
+      '--payload',
+      '--concurrency',
+      '--processes',
+      '--no-reconnect',
+      '--drain-timeout',
+      '--connect-timeout',
+      '--out',
+      '--json',
+      '--quiet',
+      '--help',
     ]) {
       expect(run.stdout).toContain(option);
     }

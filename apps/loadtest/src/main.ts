@@ -130,7 +130,9 @@ function int(name: keyof typeof LIMITS, raw: string | undefined, fallback: numbe
   const [min, max] = LIMITS[name];
   const value = Number(raw);
   if (!/^\d+$/.test(raw) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number ${min}-${max} (got ${JSON.stringify(raw)})`);
+    throw new UsageError(
+      `--${name} must be a whole number ${min}-${max} (got ${JSON.stringify(raw)})`,
+    );
   }
   return value;
 }
@@ -150,7 +152,10 @@ function httpUrl(flag: string, raw: string): URL {
   return url;
 }
 
-export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): Parsed | undefined {
+export function parseOptions(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Parsed | undefined {
   let parsed;
   try {
     parsed = parseArgs({
@@ -205,7 +210,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const urls = (v.url ?? [env.GATEWAY_URL || DEFAULT_URL]).map((u) => httpUrl('--url', u));
   const path = v.path ?? '/events?topic={topic}';
   if (!path.startsWith('/') || !path.includes('{topic}') || /[\s\r\n]/.test(path)) {
-    throw new UsageError(`--path must start with / and contain {topic} (got ${JSON.stringify(path)})`);
+    throw new UsageError(
+      `--path must start with / and contain {topic} (got ${JSON.stringify(path)})`,
+    );
   }
   let redisUrl: string | undefined;
   if (v.redis !== undefined) {
@@ -216,7 +223,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     } catch {
       throw new UsageError(`--redis must be a redis:// URL (got ${JSON.stringify(v.redis)})`);
     }
-    if (v['publish-url'] !== undefined) throw new UsageError('give --redis or --publish-url, not both');
+    if (v['publish-url'] !== undefined)
+      throw new UsageError('give --redis or --publish-url, not both');
   }
   let redisClusterNodes: Array<{ host: string; port: number }> | undefined;
   if (v['redis-cluster'] !== undefined) {
@@ -227,14 +235,18 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
       const port = Number(match?.[2]);
       if (!match || port < 1 || port > 65535) {
-        throw new UsageError(`--redis-cluster must be a comma list of host:port (got ${JSON.stringify(v['redis-cluster'])})`);
+        throw new UsageError(
+          `--redis-cluster must be a comma list of host:port (got ${JSON.stringify(v['redis-cluster'])})`,
+        );
       }
       return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
     });
   }
   const prefix = v.prefix ?? env.REDIS_PREFIX ?? 'sse';
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
-    throw new UsageError(`--prefix must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(prefix)})`);
+    throw new UsageError(
+      `--prefix must be 1-64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(prefix)})`,
+    );
   }
   const topicPrefix = v['topic-prefix'] ?? defaultTopicPrefix();
   if (!isValidTopic(`${topicPrefix}-0`) || topicPrefix.length > 180) {
@@ -255,11 +267,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const options: LoadTestOptions = {
     urls,
     path,
-    ...(v['publish-url'] !== undefined ? { publishUrl: httpUrl('--publish-url', v['publish-url']) } : {}),
+    ...(v['publish-url'] !== undefined
+      ? { publishUrl: httpUrl('--publish-url', v['publish-url']) }
+      : {}),
     ...(redisUrl ? { redisUrl } : {}),
     ...(redisClusterNodes ? { redisClusterNodes } : {}),
     redisPrefix: prefix,
-    ...(v['metrics-url'] ? { metricsUrls: v['metrics-url'].map((u) => httpUrl('--metrics-url', u)) } : {}),
+    ...(v['metrics-url']
+      ? { metricsUrls: v['metrics-url'].map((u) => httpUrl('--metrics-url', u)) }
+      : {}),
     connections,
     topics,
     topicPrefix,
@@ -270,7 +286,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     payloadBytes: int('payload', v.payload, 128),
     concurrency: int('concurrency', v.concurrency, 32),
     processes,
-    ...((v.token ?? env.STREAMCAST_TOKEN) ? { token: (v.token ?? env.STREAMCAST_TOKEN) as string } : {}),
+    ...((v.token ?? env.STREAMCAST_TOKEN)
+      ? { token: (v.token ?? env.STREAMCAST_TOKEN) as string }
+      : {}),
     reconnect: !v['no-reconnect'],
     drainTimeoutS: int('drain-timeout', v['drain-timeout'], 10),
     connectTimeoutS: int('connect-timeout', v['connect-timeout'], 30),
@@ -301,7 +319,11 @@ function n(value: number): string {
 
 function ms(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '-';
-  return value < 10 ? `${value.toFixed(2)} ms` : value < 100 ? `${value.toFixed(1)} ms` : `${value.toFixed(0)} ms`;
+  return value < 10
+    ? `${value.toFixed(2)} ms`
+    : value < 100
+      ? `${value.toFixed(1)} ms`
+      : `${value.toFixed(0)} ms`;
 }
 
 /** The summary printed at the end (stdout). */

@@ -69,7 +69,11 @@ export function httpTarget(
 }
 
 /** Nchan's publisher location: `POST <base>/pub/<topic>` with the data as the body. */
-export function nchanTarget(baseUrl: string, topics: readonly string[], sockets: number): PublishTarget {
+export function nchanTarget(
+  baseUrl: string,
+  topics: readonly string[],
+  sockets: number,
+): PublishTarget {
   const url = new URL(baseUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: sockets });
   const paths = topics.map((t) => `/pub/${encodeURIComponent(t)}`);
@@ -159,7 +163,8 @@ export class TopicLedger {
   /** prefix[i] = acknowledged events among sequence numbers 0..i-1. */
   ackedPrefix(): Int32Array {
     const prefix = new Int32Array(this.seq + 1);
-    for (let i = 0; i < this.seq; i++) prefix[i + 1] = (prefix[i] as number) + (this.acked[i] as number);
+    for (let i = 0; i < this.seq; i++)
+      prefix[i + 1] = (prefix[i] as number) + (this.acked[i] as number);
     return prefix;
   }
 }

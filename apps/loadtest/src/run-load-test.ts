@@ -4,19 +4,8 @@ import { account, type ConnAccount, type Totals } from './accounting';
 import type { TimelinePoint } from './chart';
 import { ClientPool, type PoolOptions } from './client-pool';
 import type { ConnSpec } from './client-protocol';
-import {
-  percentileCurve,
-  percentileUs,
-  summarize,
-  type LatencySummary,
-} from './latency';
-import {
-  Publisher,
-  engineTarget,
-  httpTarget,
-  now,
-  type PublishTarget,
-} from './publisher';
+import { percentileCurve, percentileUs, summarize, type LatencySummary } from './latency';
+import { Publisher, engineTarget, httpTarget, now, type PublishTarget } from './publisher';
 import { scrapeMetrics, serverFigures, type ServerFigures } from './server-metrics';
 
 export interface LoadTestOptions {
@@ -222,12 +211,17 @@ export async function runLoadTest(
         const due = rampStart + (asked / o.rampPerSec) * 1000;
         const wait = due - now();
         if (wait > 0) await sleep(wait);
-        pending.push(pool.open(specs.slice(asked, asked + perTick), o.connectTimeoutS * 1000 + 60_000));
+        pending.push(
+          pool.open(specs.slice(asked, asked + perTick), o.connectTimeoutS * 1000 + 60_000),
+        );
       }
       for (const answer of await Promise.all(pending)) failed += answer.failed;
     } else {
       for (let asked = 0; asked < specs.length; asked += 1000) {
-        const answer = await pool.open(specs.slice(asked, asked + 1000), o.connectTimeoutS * 1000 + 60_000);
+        const answer = await pool.open(
+          specs.slice(asked, asked + 1000),
+          o.connectTimeoutS * 1000 + 60_000,
+        );
         failed += answer.failed;
       }
     }
@@ -246,8 +240,8 @@ export async function runLoadTest(
     target = o.redisClusterNodes
       ? await engineTarget({ nodes: o.redisClusterNodes, nodeOptions: {} }, o.redisPrefix, topics)
       : o.redisUrl
-      ? await engineTarget(o.redisUrl, o.redisPrefix, topics)
-      : httpTarget((o.publishUrl ?? (o.urls[0] as URL)).href, topics, o.concurrency, headers);
+        ? await engineTarget(o.redisUrl, o.redisPrefix, topics)
+        : httpTarget((o.publishUrl ?? (o.urls[0] as URL)).href, topics, o.concurrency, headers);
     const origin = now();
     await pool.startRun(RUN, true, origin);
     await pool.window({ start: origin });

@@ -10,7 +10,12 @@ export const COUNTERS = [
   'sse_gap_repairs_total',
   'process_cpu_seconds_total',
 ] as const;
-export const GAUGES = ['sse_connections', 'sse_topics', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes'] as const;
+export const GAUGES = [
+  'sse_connections',
+  'sse_topics',
+  'process_resident_memory_bytes',
+  'nodejs_heap_size_used_bytes',
+] as const;
 
 /** Every series of the text, summed over labels: name → value. */
 export function parseMetrics(text: string): Map<string, number> {

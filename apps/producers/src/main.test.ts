@@ -22,20 +22,16 @@ interface Runner {
 
 /** apps/producers/src/main.ts …args from source, as `npm run producer` runs its build. */
 function runner(args: string[], env: Record<string, string> = {}): Runner {
-  const child = spawn(
-    process.execPath,
-    [...SOURCE_EXEC_ARGV, RUNNER, ...args],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        LOG_LEVEL: 'warn',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, [...SOURCE_EXEC_ARGV, RUNNER, ...args], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      LOG_LEVEL: 'warn',
+      ...env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

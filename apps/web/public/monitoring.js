@@ -5,7 +5,7 @@ const WINDOW_MS = 5 * 60 * 1000;
 /** The chart spans from the first sample (at least this long ago) to now, at most WINDOW_MS. */
 const MIN_SPAN_MS = 30 * 1000;
 const startedAt = Date.now();
-const history = { cpu: [], memory: [] }; // [time, percent]
+const samples = { cpu: [], memory: [] }; // [time, percent]
 
 const monitorEvents = streamcast.track(new EventSource('/api/system/monitoring'));
 
@@ -35,7 +35,7 @@ function updateGauge(id, value) {
 
 function record(series, value) {
   const now = Date.now();
-  const points = history[series];
+  const points = samples[series];
   points.push([now, Number(value)]);
   while (points.length > 0 && points[0][0] < now - WINDOW_MS) points.shift();
   draw();
@@ -101,7 +101,7 @@ function draw() {
     ['memory', '--warn'],
     ['cpu', '--accent'],
   ]) {
-    const points = history[series];
+    const points = samples[series];
     if (points.length === 0) continue;
     ctx.strokeStyle = color(swatch);
     ctx.fillStyle = color(swatch);

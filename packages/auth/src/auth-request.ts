@@ -37,7 +37,8 @@ export function findToken(req: AuthRequest, allowQuery: boolean): FoundToken | u
   const cookie = readCookie(req.headers.cookie, TOKEN_COOKIE);
   if (cookie !== undefined) return { token: cookie, source: 'cookie' };
   if (allowQuery && req.queryToken !== undefined && req.queryToken !== '') {
-    if (typeof req.queryToken !== 'string') throw new TokenInvalid('?token= was given more than once');
+    if (typeof req.queryToken !== 'string')
+      throw new TokenInvalid('?token= was given more than once');
     return { token: req.queryToken, source: 'query' };
   }
   return undefined;
@@ -62,7 +63,8 @@ export function readCookie(header: string | undefined, name: string): string | u
     const eq = part.indexOf('=');
     if (eq === -1 || part.slice(0, eq).trim() !== name) continue;
     let value = part.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2)
+      value = value.slice(1, -1);
     try {
       value = decodeURIComponent(value);
     } catch {
@@ -86,7 +88,9 @@ export function isTrustedOrigin(req: AuthRequest, allowed: ReadonlySet<string>):
   if (!host) return false;
   try {
     const url = new URL(origin);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host.toLowerCase();
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host.toLowerCase()
+    );
   } catch {
     return false;
   }

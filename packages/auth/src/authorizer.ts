@@ -1,9 +1,4 @@
-import {
-  AuthRequired,
-  OriginForbidden,
-  TopicForbidden,
-  describe,
-} from '@streamcast/protocol';
+import { AuthRequired, OriginForbidden, TopicForbidden, describe } from '@streamcast/protocol';
 import {
   findToken,
   hasQueryToken,
@@ -50,7 +45,10 @@ export class Authorizer {
    * TOKEN_INVALID, TOKEN_EXPIRED, TOPIC_FORBIDDEN, or NOT_READY when the key set cannot be
    * fetched.
    */
-  async authorizeSubscribe(req: AuthRequest, topics: readonly string[]): Promise<Principal | undefined> {
+  async authorizeSubscribe(
+    req: AuthRequest,
+    topics: readonly string[],
+  ): Promise<Principal | undefined> {
     if (!this.verifier) return undefined;
     const closed = topics.filter((topic) => !allowedBy(this.publicTopics, topic, undefined));
     if (closed.length === 0) {

@@ -38,11 +38,20 @@ describe('topic patterns', () => {
 });
 
 describe('token sources and origins', () => {
-  const req = (headers: Record<string, string>, queryToken?: unknown) => ({ headers, queryToken, ip: '127.0.0.1' });
+  const req = (headers: Record<string, string>, queryToken?: unknown) => ({
+    headers,
+    queryToken,
+    ip: '127.0.0.1',
+  });
 
   it('reads the header first, then the cookie, then the query (when allowed)', () => {
-    expect(findToken(req({ authorization: 'Bearer h', cookie: 'sse_token=c' }, 'q'), true)).toEqual({ token: 'h', source: 'header' });
-    expect(findToken(req({ cookie: 'a=1; sse_token=c' }, 'q'), true)).toEqual({ token: 'c', source: 'cookie' });
+    expect(findToken(req({ authorization: 'Bearer h', cookie: 'sse_token=c' }, 'q'), true)).toEqual(
+      { token: 'h', source: 'header' },
+    );
+    expect(findToken(req({ cookie: 'a=1; sse_token=c' }, 'q'), true)).toEqual({
+      token: 'c',
+      source: 'cookie',
+    });
     expect(findToken(req({}, 'q'), true)).toEqual({ token: 'q', source: 'query' });
     expect(findToken(req({}, 'q'), false)).toBeUndefined();
     expect(() => findToken(req({}, ['a', 'b']), true)).toThrow(/more than once/);

@@ -60,7 +60,9 @@ export class TokenVerifier {
 
   constructor(private readonly options: TokenVerifierOptions) {
     this.clockSkewS = options.clockSkewS ?? 30;
-    const secret = options.secret ? createSecretKey(Buffer.from(options.secret, 'utf8')) : undefined;
+    const secret = options.secret
+      ? createSecretKey(Buffer.from(options.secret, 'utf8'))
+      : undefined;
     let keySet: ((header: JWTHeaderParameters) => Promise<KeyLike>) | undefined;
     let remote = false;
     if (options.jwks) {
@@ -79,12 +81,14 @@ export class TokenVerifier {
     if (this.algorithms.length === 0) throw new TypeError('TokenVerifier: no keys configured');
     this.getKey = async (header) => {
       if (header.alg === 'HS256' && secret) return secret;
-      if (!keySet) throw new errors.JOSEAlgNotAllowed(`"alg" (Algorithm) Header Parameter value not allowed`);
+      if (!keySet)
+        throw new errors.JOSEAlgNotAllowed(`"alg" (Algorithm) Header Parameter value not allowed`);
       try {
         return await keySet(header);
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw err;
+        if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS')
+          throw err;
         // The key set could not be had (unreachable, not 200, not a key set): our fault, not
         // the client's. Streams get "retry later"; publishes get 503.
         throw new NotReady(remote ? 'the key set at JWT_JWKS_URL cannot be fetched' : 'no key set');
@@ -134,10 +138,15 @@ export function readKeySetFile(path: string): JSONWebKeySet {
 function readClaims(claim: unknown): { subscribe: string[]; publish: string[] } {
   if (claim === undefined) return { subscribe: [], publish: [] };
   if (typeof claim !== 'object' || claim === null || Array.isArray(claim)) {
-    throw new TokenInvalid('claim "sse" must be an object {"subscribe"?: [...], "publish"?: [...]}');
+    throw new TokenInvalid(
+      'claim "sse" must be an object {"subscribe"?: [...], "publish"?: [...]}',
+    );
   }
   const { subscribe, publish } = claim as Record<string, unknown>;
-  return { subscribe: patternList(subscribe, 'subscribe'), publish: patternList(publish, 'publish') };
+  return {
+    subscribe: patternList(subscribe, 'subscribe'),
+    publish: patternList(publish, 'publish'),
+  };
 }
 
 function patternList(value: unknown, name: string): string[] {
@@ -147,7 +156,9 @@ function patternList(value: unknown, name: string): string[] {
     value.length > MAX_PATTERNS ||
     !value.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 256)
   ) {
-    throw new TokenInvalid(`claim "sse.${name}" must be a list of at most ${MAX_PATTERNS} topic patterns`);
+    throw new TokenInvalid(
+      `claim "sse.${name}" must be a list of at most ${MAX_PATTERNS} topic patterns`,
+    );
   }
   return value as string[];
 }

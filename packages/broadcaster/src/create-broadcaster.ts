@@ -154,9 +154,14 @@ function newClient(url: string | undefined, options: RedisOptions | undefined): 
   return client;
 }
 
-function newClusterClient(nodes: ReadonlyArray<{ host: string; port: number }>, url: string | undefined): Cluster {
+function newClusterClient(
+  nodes: ReadonlyArray<{ host: string; port: number }>,
+  url: string | undefined,
+): Cluster {
   const connection = redisClusterConnection({ REDIS_CLUSTER_NODES: nodes, REDIS_URL: url });
-  const client = connectRedis(connection as NonNullable<typeof connection>, { connectionName: 'sse-broadcaster' }) as Cluster;
+  const client = connectRedis(connection as NonNullable<typeof connection>, {
+    connectionName: 'sse-broadcaster',
+  }) as Cluster;
   client.on('error', () => {
     // ioredis reconnects by itself; the hub learns about each master's link from the engine.
   });

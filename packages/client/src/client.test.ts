@@ -101,7 +101,11 @@ it('backs off exponentially up to the ceiling while refused, resuming from the c
   }
   // The first wait follows a healthy stream (an event): the minimum; then 200, 400, 800, 1000…
   expect(waits).toEqual([100, 200, 400, 800, 1000, 1000]);
-  expect(FakeEventSource.instances.every((es, i) => i === FakeEventSource.instances.length - 1 || es.closed)).toBe(true);
+  expect(
+    FakeEventSource.instances.every(
+      (es, i) => i === FakeEventSource.instances.length - 1 || es.closed,
+    ),
+  ).toBe(true);
   expect(latest().url).toBe('http://gateway.test/events?topic=news&lastEventId=1~0.e1.2.0');
 
   // Open and healthy again (3 s): the next failure waits the minimum again.
@@ -131,7 +135,9 @@ it('leaves reconnection to EventSource without a token, and takes it over with o
   let n = 0;
   const withToken = connect({ ...base, token: async () => `tok${++n}` });
   await jest.advanceTimersByTimeAsync(0);
-  expect(latest().url).toBe('http://gateway.test/events?topic=news&lastEventId=1~0.e1.1.0&token=tok1');
+  expect(latest().url).toBe(
+    'http://gateway.test/events?topic=news&lastEventId=1~0.e1.1.0&token=tok1',
+  );
   latest().open();
   latest().emit('message', { data: '1', lastEventId: '1~0.e1.3.0' });
   latest().readyState = 0; // the gateway ended the stream at the token's exp
@@ -139,13 +145,19 @@ it('leaves reconnection to EventSource without a token, and takes it over with o
   expect(latest().closed).toBe(true);
   await jest.advanceTimersByTimeAsync(100);
   expect(FakeEventSource.instances).toHaveLength(3);
-  expect(latest().url).toBe('http://gateway.test/events?topic=news&lastEventId=1~0.e1.3.0&token=tok2');
+  expect(latest().url).toBe(
+    'http://gateway.test/events?topic=news&lastEventId=1~0.e1.3.0&token=tok2',
+  );
   withToken.close();
 });
 
 it('reads the topic of an event from the cursor on a multi-topic connection', async () => {
   const [fa, fb] = [gatewayFingerprint('a'), gatewayFingerprint('b')];
-  const client = connect({ ...base, topics: ['b', 'a'], lastEventId: `2~${fa}.e1.1.0~${fb}.e2.1.0` });
+  const client = connect({
+    ...base,
+    topics: ['b', 'a'],
+    lastEventId: `2~${fa}.e1.1.0~${fb}.e2.1.0`,
+  });
   const topics: (string | undefined)[] = [];
   client.on('message', (_data, meta) => topics.push(meta.topic));
   await jest.advanceTimersByTimeAsync(0);

@@ -95,7 +95,9 @@ export class StreamcastError extends Error {
 }
 
 /** Opens a subscription; register handlers with `on` right away (nothing is delivered before the next tick). */
-export function connect<E extends EventMap = EventMap>(options: StreamcastOptions): StreamcastClient<E> {
+export function connect<E extends EventMap = EventMap>(
+  options: StreamcastOptions,
+): StreamcastClient<E> {
   return new StreamcastClient<E>(options);
 }
 
@@ -189,7 +191,8 @@ export class StreamcastClient<E extends EventMap = EventMap> {
     this.cursor = options.lastEventId || undefined;
     const hasEventSource = typeof platform().EventSource === 'function';
     const transport = options.transport ?? 'auto';
-    if (transport === 'sse' && !hasEventSource) throw new TypeError('streamcast: EventSource is not available');
+    if (transport === 'sse' && !hasEventSource)
+      throw new TypeError('streamcast: EventSource is not available');
     this.currentTransport = transport === 'poll' || !hasEventSource ? 'poll' : 'sse';
     if (this.currentTransport === 'poll' && this.topics.length === 0) {
       throw new TypeError('streamcast: long-polling needs topics');
@@ -212,7 +215,10 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   }
 
   /** Calls `handler` with each event of this type, its data parsed; returns the unsubscribe. */
-  on<K extends keyof E & string>(event: K, handler: (data: E[K], meta: EventMeta) => void): () => void {
+  on<K extends keyof E & string>(
+    event: K,
+    handler: (data: E[K], meta: EventMeta) => void,
+  ): () => void {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, (set = new Set()));
     set.add(handler as Handler);
@@ -260,7 +266,11 @@ export class StreamcastClient<E extends EventMap = EventMap> {
     try {
       const token = await this.getToken();
       if (run !== this.run) return;
-      if (this.currentTransport === 'sse' && this.pollable() && (this.probeDue || this.cursor === undefined)) {
+      if (
+        this.currentTransport === 'sse' &&
+        this.pollable() &&
+        (this.probeDue || this.cursor === undefined)
+      ) {
         // Without a cursor: learn where the topics stand first, so that a reconnection before
         // the first event resumes from there (EventSource hides the stream's first id).
         // After SSE_ATTEMPTS failed opens: ask whether the gateway answers at all.
@@ -297,7 +307,10 @@ export class StreamcastClient<E extends EventMap = EventMap> {
 
   private openSource(run: number, token: string | undefined): void {
     const EventSource = platform().EventSource!;
-    const url = this.url(this.options.streamPath ?? '/events', token === undefined ? [] : [['token', token]]);
+    const url = this.url(
+      this.options.streamPath ?? '/events',
+      token === undefined ? [] : [['token', token]],
+    );
     const source = new EventSource(url, { withCredentials: this.options.withCredentials === true });
     this.source = source;
     this.sourceTypes = new Set(['open', 'error']);
@@ -363,9 +376,13 @@ export class StreamcastClient<E extends EventMap = EventMap> {
     if (this.healthyTimer !== undefined) clearTimeout(this.healthyTimer);
     this.healthyTimer = undefined;
     if (!wasOpen) this.sseFailures++;
-    const error = new StreamcastError(wasOpen ? 'the stream was interrupted' : 'the stream did not open');
+    const error = new StreamcastError(
+      wasOpen ? 'the stream was interrupted' : 'the stream did not open',
+    );
     const probe =
-      !wasOpen && this.canFallBack() && (this.pollAnswered || this.sseFailures % SSE_ATTEMPTS === 0);
+      !wasOpen &&
+      this.canFallBack() &&
+      (this.pollAnswered || this.sseFailures % SSE_ATTEMPTS === 0);
     if (closed || probe || this.options.token) {
       // EventSource will not retry (closed), or must not (its URL holds a token that may have
       // expired), or the gateway is to be asked over /poll: reconnect ourselves, with the cursor.
@@ -390,7 +407,9 @@ export class StreamcastClient<E extends EventMap = EventMap> {
       // Events: poll again at once; none: the gateway waited already, poll again at once too,
       // unless it answered nothing at once (it is closing, say): then after its retry delay.
       if (waited && answer.events.length === 0 && Date.now() - started < 1000) {
-        await new Promise((resolve) => setTimeout(resolve, typeof answer.retry === 'number' ? answer.retry : 1000));
+        await new Promise((resolve) =>
+          setTimeout(resolve, typeof answer.retry === 'number' ? answer.retry : 1000),
+        );
       }
       if (run !== this.run) return;
       token = await this.getToken();
@@ -399,7 +418,11 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   }
 
   /** One `GET /poll`; throws a StreamcastError for anything but a well-formed 200. */
-  private async poll(run: number, token: string | undefined, timeoutS: number): Promise<PollAnswer> {
+  private async poll(
+    run: number,
+    token: string | undefined,
+    timeoutS: number,
+  ): Promise<PollAnswer> {
     const { fetch, AbortController } = platform();
     if (!fetch) throw new StreamcastError('fetch is not available', { fatal: true });
     const aborter = AbortController ? new AbortController() : undefined;
@@ -428,7 +451,10 @@ export class StreamcastClient<E extends EventMap = EventMap> {
       const code = typeof error?.code === 'string' ? error.code : undefined;
       const seconds = Number(res.headers.get('retry-after') ?? '');
       const fatal =
-        res.status >= 400 && res.status < 500 && ![408, 429].includes(res.status) && code !== 'TOKEN_EXPIRED';
+        res.status >= 400 &&
+        res.status < 500 &&
+        ![408, 429].includes(res.status) &&
+        code !== 'TOKEN_EXPIRED';
       throw new StreamcastError(
         typeof error?.message === 'string' ? error.message : `poll answered ${res.status}`,
         {
@@ -479,9 +505,13 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   private topicOf(previous: string | undefined, id: string | undefined): string | undefined {
     if (this.topics.length === 1) return this.topics[0];
     const version = id?.slice(0, 2);
-    if (!previous || !id || (version !== '2~' && version !== '1~') || !previous.startsWith(version)) return undefined;
+    if (!previous || !id || (version !== '2~' && version !== '1~') || !previous.startsWith(version))
+      return undefined;
     const before = new Set(previous.split('~').slice(1));
-    const changed = id.split('~').slice(1).filter((entry) => !before.has(entry));
+    const changed = id
+      .split('~')
+      .slice(1)
+      .filter((entry) => !before.has(entry));
     if (changed.length !== 1) return undefined;
     const key = changed[0]!.split('.')[0]!;
     if (version === '1~') return this.topics[parseInt(key, 36)];
@@ -510,7 +540,10 @@ export class StreamcastClient<E extends EventMap = EventMap> {
       this.expiredRetried = true; // a fresh token, at once (once: a callback may hand out stale ones)
       delay = 0;
     } else {
-      const ceiling = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.minDelayMs ?? 1000) * 2 ** this.failures);
+      const ceiling = Math.min(
+        this.options.maxDelayMs ?? 30_000,
+        (this.options.minDelayMs ?? 1000) * 2 ** this.failures,
+      );
       this.failures++;
       delay = Math.max(error.retryAfterMs ?? 0, Math.random() * ceiling);
     }
@@ -564,7 +597,9 @@ function isMissingRoute(err: unknown): boolean {
 }
 
 function asError(err: unknown): StreamcastError {
-  return err instanceof StreamcastError ? err : new StreamcastError(String((err as Error)?.message ?? err));
+  return err instanceof StreamcastError
+    ? err
+    : new StreamcastError(String((err as Error)?.message ?? err));
 }
 
 /** Runs a user callback; what it throws is reported as uncaught, and the client carries on. */

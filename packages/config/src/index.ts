@@ -15,8 +15,16 @@ const int = (name: string, min: number, max: number, fallback: number) =>
     .transform((raw, ctx) => {
       if (raw === undefined || raw === '') return fallback;
       const value = Number(raw);
-      if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})` });
+      if (
+        !/^-?\d+$/.test(raw.trim()) ||
+        !Number.isSafeInteger(value) ||
+        value < min ||
+        value > max
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`,
+        });
         return z.NEVER;
       }
       return value;
@@ -34,7 +42,10 @@ const redisUrl = z
   .transform((raw, ctx) => {
     if (raw === undefined || raw === '') return undefined;
     if (!/^rediss?:\/\/[^\s]+$/.test(raw)) {
-      ctx.addIssue({ code: 'custom', message: `REDIS_URL must be a redis:// or rediss:// URL (got ${JSON.stringify(raw)})` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `REDIS_URL must be a redis:// or rediss:// URL (got ${JSON.stringify(raw)})`,
+      });
       return z.NEVER;
     }
     return raw;
@@ -78,7 +89,10 @@ const logLevel = z
     const value = raw === undefined || raw === '' ? 'info' : raw;
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (!levels.includes(value)) {
-      ctx.addIssue({ code: 'custom', message: `LOG_LEVEL must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)})` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `LOG_LEVEL must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)})`,
+      });
       return z.NEVER;
     }
     return value as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -93,14 +107,24 @@ export const engineEnv = {
   // gives only credentials and TLS. Exclusive with REDIS_SENTINELS.
   REDIS_CLUSTER_NODES: hostPortList('REDIS_CLUSTER_NODES'),
   REDIS_SENTINEL_NAME: str('mymaster').pipe(
-    z.string().regex(/^[A-Za-z0-9_\-.:]{1,128}$/, 'REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :'),
+    z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_\-.:]{1,128}$/,
+        'REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :',
+      ),
   ),
   REDIS_SENTINEL_PASSWORD: z
     .string()
     .optional()
     .transform((raw) => (raw === undefined || raw === '' ? undefined : raw)),
   REDIS_PREFIX: str('sse').pipe(
-    z.string().regex(/^[A-Za-z0-9_\-.:]{1,64}$/, 'REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :'),
+    z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_\-.:]{1,64}$/,
+        'REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :',
+      ),
   ),
   HISTORY_MAX_LEN: int('HISTORY_MAX_LEN', 1, 10_000_000, 1000),
   HISTORY_MAX_AGE_S: int('HISTORY_MAX_AGE_S', 0, 31_536_000, 86_400),
@@ -113,7 +137,10 @@ const mediaTypes = (name: string, fallback: string) =>
     .optional()
     .transform((raw, ctx) => {
       const text = raw === undefined || raw.trim() === '' ? fallback : raw;
-      const list = text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+      const list = text
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter((t) => t !== '');
       for (const item of list) {
         if (!/^(\*\/\*|[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$/.test(item)) {
           ctx.addIssue({
@@ -133,7 +160,10 @@ const mediaTypes = (name: string, fallback: string) =>
 export const uploadEnv = {
   UPLOAD_DIR: str(join(tmpdir(), 'streamcast-uploads')),
   UPLOAD_MAX_BYTES: int('UPLOAD_MAX_BYTES', 1, 2 ** 40, 100 * 1024 * 1024),
-  UPLOAD_TYPES: mediaTypes('UPLOAD_TYPES', 'text/*,image/*,application/pdf,application/json,application/octet-stream'),
+  UPLOAD_TYPES: mediaTypes(
+    'UPLOAD_TYPES',
+    'text/*,image/*,application/pdf,application/json,application/octet-stream',
+  ),
   UPLOAD_RETENTION_S: int('UPLOAD_RETENTION_S', 1, 31_536_000, 3600),
   UPLOAD_ATTEMPTS: int('UPLOAD_ATTEMPTS', 1, 100, 5),
   UPLOAD_CONCURRENCY: int('UPLOAD_CONCURRENCY', 1, 256, 2),
@@ -147,17 +177,28 @@ const optionalText = z
   .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
 
 /** A comma list; each item checked by `problem` (a reason, or undefined when fine). */
-const list = (name: string, fallback: readonly string[], what: string, problem: (item: string) => string | undefined) =>
+const list = (
+  name: string,
+  fallback: readonly string[],
+  what: string,
+  problem: (item: string) => string | undefined,
+) =>
   z
     .string()
     .optional()
     .transform((raw, ctx) => {
       if (raw === undefined || raw.trim() === '') return [...fallback];
-      const items = raw.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      const items = raw
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '');
       for (const item of items) {
         const why = problem(item);
         if (why) {
-          ctx.addIssue({ code: 'custom', message: `${name} must be a comma list of ${what}: ${JSON.stringify(item)} ${why}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `${name} must be a comma list of ${what}: ${JSON.stringify(item)} ${why}`,
+          });
           return z.NEVER;
         }
       }
@@ -183,7 +224,13 @@ export const publicTopicsVar = (fallback: readonly string[]) =>
   );
 
 const jwtSecret = optionalText.pipe(
-  z.string().min(32, 'JWT_SECRET must be at least 32 characters (a short HS256 secret can be guessed offline)').optional(),
+  z
+    .string()
+    .min(
+      32,
+      'JWT_SECRET must be at least 32 characters (a short HS256 secret can be guessed offline)',
+    )
+    .optional(),
 );
 
 const jwksUrl = optionalText.transform((raw, ctx) => {
@@ -196,7 +243,10 @@ const jwksUrl = optionalText.transform((raw, ctx) => {
   }
   const local = url !== undefined && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
   if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && local))) {
-    ctx.addIssue({ code: 'custom', message: `JWT_JWKS_URL must be an https:// URL (http:// only on localhost) (got ${JSON.stringify(raw)})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `JWT_JWKS_URL must be an https:// URL (http:// only on localhost) (got ${JSON.stringify(raw)})`,
+    });
     return z.NEVER;
   }
   return url.href;
@@ -208,13 +258,17 @@ const jwksFile = optionalText.transform((raw, ctx) => {
     const parsed = JSON.parse(readFileSync(raw, 'utf8')) as { keys?: unknown } | null;
     if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `JWT_JWKS_FILE must be a readable JSON Web Key Set (${JSON.stringify(raw)}: ${(err as Error).message})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `JWT_JWKS_FILE must be a readable JSON Web Key Set (${JSON.stringify(raw)}: ${(err as Error).message})`,
+    });
     return z.NEVER;
   }
   return raw;
 });
 
-const ORIGIN_RE = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+const ORIGIN_RE =
+  /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 
 /**
  * TRUST_PROXY: which peers' X-Forwarded-For is believed (Fastify's `trustProxy`): a comma
@@ -229,7 +283,10 @@ const trustProxy = z
   .transform((raw, ctx): false | string[] => {
     const text = raw?.trim() ?? '';
     if (text === '' || text === 'false') return false;
-    const items = text.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    const items = text
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
     const ok = (item: string) =>
       ['loopback', 'linklocal', 'uniquelocal'].includes(item) ||
       (/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(item) && /[.:]/.test(item));
@@ -249,11 +306,16 @@ export const securityEnv = {
   JWT_JWKS_URL: jwksUrl,
   JWT_JWKS_FILE: jwksFile,
   JWT_ISSUER: optionalText,
-  JWT_AUDIENCE: list('JWT_AUDIENCE', [], 'audiences', (a) => (a.length <= 256 ? undefined : 'is too long')),
+  JWT_AUDIENCE: list('JWT_AUDIENCE', [], 'audiences', (a) =>
+    a.length <= 256 ? undefined : 'is too long',
+  ),
   JWT_CLOCK_SKEW_S: int('JWT_CLOCK_SKEW_S', 0, 600, 30),
   PUBLIC_TOPICS: publicTopicsVar([]),
-  CORS_ORIGINS: list('CORS_ORIGINS', [], 'origins such as https://app.example.com (no path, no *)', (o) =>
-    ORIGIN_RE.test(o) ? undefined : 'is not scheme://host[:port]',
+  CORS_ORIGINS: list(
+    'CORS_ORIGINS',
+    [],
+    'origins such as https://app.example.com (no path, no *)',
+    (o) => (ORIGIN_RE.test(o) ? undefined : 'is not scheme://host[:port]'),
   ),
   TRUST_PROXY: trustProxy,
   MAX_CONNECTIONS: int('MAX_CONNECTIONS', 0, 10_000_000, 20_000),

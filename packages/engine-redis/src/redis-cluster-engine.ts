@@ -165,7 +165,8 @@ export class RedisClusterEngine implements Engine {
   private reconciling = false;
   private reconcileAgain = false;
   private reconcileTimer: NodeJS.Timeout | undefined;
-  private readonly onSmessage = (channel: string, message: string) => this.onMessage(channel, message);
+  private readonly onSmessage = (channel: string, message: string) =>
+    this.onMessage(channel, message);
   private readonly onTopology = () => this.scheduleReconcile();
 
   constructor(options: RedisClusterEngineOptions) {
@@ -196,7 +197,14 @@ export class RedisClusterEngine implements Engine {
       throw new Error('the cluster engine needs a Cluster client with shardedSubscribers: true');
     }
     this.client.on('smessage', this.onSmessage);
-    for (const event of ['+subscriber', '-subscriber', 'subscribersReady', 'refresh', '-node', 'ready']) {
+    for (const event of [
+      '+subscriber',
+      '-subscriber',
+      'subscribersReady',
+      'refresh',
+      '-node',
+      'ready',
+    ]) {
       this.client.on(event, this.onTopology);
     }
     this.started = true;
@@ -289,7 +297,14 @@ export class RedisClusterEngine implements Engine {
     if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
     this.client.off('smessage', this.onSmessage);
-    for (const event of ['+subscriber', '-subscriber', 'subscribersReady', 'refresh', '-node', 'ready']) {
+    for (const event of [
+      '+subscriber',
+      '-subscriber',
+      'subscribersReady',
+      'refresh',
+      '-node',
+      'ready',
+    ]) {
       this.client.off(event, this.onTopology);
     }
     const channels = [...this.listened.values(), ...this.probes.values()].map((l) => l.channel);
@@ -499,7 +514,11 @@ export class RedisClusterEngine implements Engine {
       if (probe.pending !== 0) {
         const forgotten = probe.receivers === 0;
         if (forgotten || now - probe.sentAt > this.probeOptions.timeoutMs) {
-          this.probeFailed(master, probe, forgotten ? 'probe reached no subscriber' : 'probe timed out');
+          this.probeFailed(
+            master,
+            probe,
+            forgotten ? 'probe reached no subscriber' : 'probe timed out',
+          );
         }
         continue;
       }
@@ -559,8 +578,9 @@ function topicOfClusterChannel(prefix: string, channel: string): string | undefi
 
 /** The shard channels a subscriber connection has confirmed (ioredis's own bookkeeping). */
 function subscribedChannels(sub: Redis): Set<string> {
-  const set = (sub as unknown as { condition?: { subscriber?: { channels(kind: string): string[] } | false } })
-    .condition?.subscriber;
+  const set = (
+    sub as unknown as { condition?: { subscriber?: { channels(kind: string): string[] } | false } }
+  ).condition?.subscriber;
   return new Set(set ? set.channels('ssubscribe') : []);
 }
 

@@ -12,7 +12,11 @@ describe('redisConnectionOptions', () => {
       const ours = new Redis({ ...parseRedisUrl(url), lazyConnect: true });
       const theirs = new Redis(url, { lazyConnect: true });
       for (const key of ['host', 'port', 'username', 'password', 'db', 'family'] as const) {
-        expect({ url, key, value: ours.options[key] }).toEqual({ url, key, value: theirs.options[key] });
+        expect({ url, key, value: ours.options[key] }).toEqual({
+          url,
+          key,
+          value: theirs.options[key],
+        });
       }
       expect(Boolean(ours.options.tls)).toBe(Boolean(theirs.options.tls));
     }

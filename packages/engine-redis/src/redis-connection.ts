@@ -33,11 +33,15 @@ export interface RedisClusterConnection {
 }
 
 /** The Redis Cluster `location` names (REDIS_CLUSTER_NODES), or undefined when it names none. */
-export function redisClusterConnection(location: RedisLocation): RedisClusterConnection | undefined {
+export function redisClusterConnection(
+  location: RedisLocation,
+): RedisClusterConnection | undefined {
   const nodes = location.REDIS_CLUSTER_NODES;
   if (!nodes || nodes.length === 0) return undefined;
   if (location.REDIS_SENTINELS && location.REDIS_SENTINELS.length > 0) {
-    throw new Error('REDIS_CLUSTER_NODES and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself');
+    throw new Error(
+      'REDIS_CLUSTER_NODES and REDIS_SENTINELS exclude each other: a Redis Cluster fails over by itself',
+    );
   }
   const fromUrl = location.REDIS_URL ? parseRedisUrl(location.REDIS_URL) : {};
   if (fromUrl.db !== undefined && fromUrl.db !== 0) {
@@ -53,7 +57,9 @@ export function redisClusterConnection(location: RedisLocation): RedisClusterCon
 /** A single Redis (URL or Sentinels, as ioredis options) or a Redis Cluster. */
 export type RedisConnection = RedisOptions | RedisClusterConnection;
 
-export function isClusterConnection(connection: RedisConnection): connection is RedisClusterConnection {
+export function isClusterConnection(
+  connection: RedisConnection,
+): connection is RedisClusterConnection {
   return Array.isArray((connection as RedisClusterConnection).nodes);
 }
 
@@ -76,23 +82,37 @@ export interface ConnectOptions {
  * A client of `connection`: a Cluster client (sharded subscribers on, see
  * redisClusterOptions) or a Redis client, failing fast (redisClientOptions) unless `waitForRedis`.
  */
-export function connectRedis(connection: RedisConnection, options: ConnectOptions = {}): Redis | Cluster {
+export function connectRedis(
+  connection: RedisConnection,
+  options: ConnectOptions = {},
+): Redis | Cluster {
   const { waitForRedis = false, lazyConnect = false, connectionName } = options;
   const named = connectionName ? { connectionName } : {};
   if (isClusterConnection(connection)) {
-    const clusterOptions = redisClusterOptions({ ...connection.nodeOptions, ...named }, { lazyConnect });
+    const clusterOptions = redisClusterOptions(
+      { ...connection.nodeOptions, ...named },
+      { lazyConnect },
+    );
     if (waitForRedis) {
       clusterOptions.enableOfflineQueue = true;
-      clusterOptions.redisOptions = { ...clusterOptions.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined };
+      clusterOptions.redisOptions = {
+        ...clusterOptions.redisOptions,
+        maxRetriesPerRequest: null,
+        commandTimeout: undefined,
+      };
     }
     return new Cluster(connection.nodes, clusterOptions);
   }
-  if (waitForRedis) return new Redis({ ...connection, ...named, lazyConnect, maxRetriesPerRequest: null });
+  if (waitForRedis)
+    return new Redis({ ...connection, ...named, lazyConnect, maxRetriesPerRequest: null });
   return new Redis({ ...connection, ...redisClientOptions({ ...named, lazyConnect }) });
 }
 
 /** A client of the Redis `location` names (see connectRedis), undefined when it names none. */
-export function createRedisClient(location: RedisLocation, options: ConnectOptions = {}): Redis | Cluster | undefined {
+export function createRedisClient(
+  location: RedisLocation,
+  options: ConnectOptions = {},
+): Redis | Cluster | undefined {
   const connection = redisConnection(location);
   return connection ? connectRedis(connection, options) : undefined;
 }

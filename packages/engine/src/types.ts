@@ -70,7 +70,12 @@ export interface Engine {
    * Stores the event in history and sends it to the live listeners, in one step. `privateFields`
    * (normalized by the protocol's normalizePrivate) travels with the event.
    */
-  publish(topic: string, event: string, data: string, privateFields?: string): Promise<PublishResult>;
+  publish(
+    topic: string,
+    event: string,
+    data: string,
+    privateFields?: string,
+  ): Promise<PublishResult>;
   /** Reads history after `after` (exclusive); `after: null` reads only the head (no entries). */
   read(topic: string, after: StreamId | null, limit: number): Promise<HistoryPage>;
   /** Starts live delivery of a topic to `message`; resolves once it is live. */

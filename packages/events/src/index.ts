@@ -97,7 +97,11 @@ export type Payload<F extends Family, E extends EventName<F>> = z.infer<
 /** The family a topic belongs to, or undefined for topics outside the seed's feeds. */
 export function familyOf(topic: string): Family | undefined {
   for (const family of Object.keys(catalog) as Family[]) {
-    if (family.endsWith('/') ? topic.startsWith(family) && topic.length > family.length : topic === family) {
+    if (
+      family.endsWith('/')
+        ? topic.startsWith(family) && topic.length > family.length
+        : topic === family
+    ) {
       return family;
     }
   }

@@ -95,7 +95,8 @@ export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandl
       }
       const refusal = refusalOf(err);
       if (!refusal) return next(err);
-      if (refusal.retryAfter !== undefined) res.setHeader('retry-after', String(refusal.retryAfter));
+      if (refusal.retryAfter !== undefined)
+        res.setHeader('retry-after', String(refusal.retryAfter));
       res.status(refusal.statusCode).json(refusal.body);
       return;
     }

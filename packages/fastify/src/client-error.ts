@@ -22,7 +22,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
       ? new HeadersTooLarge()
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? new RequestTimeout()
-        : new HttpInvalid(/^HPE_[A-Z_]+$/.test(err.code ?? '') ? (err.code as string) : 'unparsable');
+        : new HttpInvalid(
+            /^HPE_[A-Z_]+$/.test(err.code ?? '') ? (err.code as string) : 'unparsable',
+          );
   const status = error.statusCode ?? 400;
   const body = JSON.stringify(errorBody(error.code, error.message));
   if (socket.writable) {

@@ -55,7 +55,10 @@ describe('ending streams and polls', () => {
     expect(client.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(client.retries.length).toBeGreaterThan(0);
     const poll = await polled;
-    expect({ status: poll.status, code: poll.body.error?.code }).toEqual({ status: 503, code: 'NOT_READY' });
+    expect({ status: poll.status, code: poll.body.error?.code }).toEqual({
+      status: 503,
+      code: 'NOT_READY',
+    });
     expect(poll.headers['retry-after']).toBe('1');
   });
 
@@ -68,15 +71,25 @@ describe('ending streams and polls', () => {
     // 64 KiB: the event that passes it is the last one.
     expect(n).toBeGreaterThanOrEqual(6);
     expect(n).toBeLessThanOrEqual(7);
-    const rest = await fetchJson(`${url}/poll?topic=big&lastEventId=${encodeURIComponent(first.body.lastEventId)}`);
-    const all = [...first.body.events, ...rest.body.events, ...(await drainAll(rest.body.lastEventId))];
-    expect(all.map((e: { data: { i: number } }) => e.data.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    const rest = await fetchJson(
+      `${url}/poll?topic=big&lastEventId=${encodeURIComponent(first.body.lastEventId)}`,
+    );
+    const all = [
+      ...first.body.events,
+      ...rest.body.events,
+      ...(await drainAll(rest.body.lastEventId)),
+    ];
+    expect(all.map((e: { data: { i: number } }) => e.data.i)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i),
+    );
   });
 
   async function drainAll(cursor: string): Promise<unknown[]> {
     const out: unknown[] = [];
     for (;;) {
-      const res = await fetchJson(`${url}/poll?topic=big&timeout=0&lastEventId=${encodeURIComponent(cursor)}`);
+      const res = await fetchJson(
+        `${url}/poll?topic=big&timeout=0&lastEventId=${encodeURIComponent(cursor)}`,
+      );
       if (res.body.events.length === 0) return out;
       out.push(...res.body.events);
       cursor = res.body.lastEventId;

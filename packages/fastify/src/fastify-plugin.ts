@@ -160,39 +160,45 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     if (!SAFE_METHODS.has(request.method)) guard.checkWrite(authRequestOf(request));
   });
 
-  fastify.decorateReply('sse', async function sse(
-    this: FastifyReply,
-    topics: readonly unknown[],
-    serveOptions: ServeOptions = {},
-  ): Promise<void> {
-    const query = this.request.query as Record<string, unknown> | undefined;
-    const request = readStreamRequest(
-      topics,
-      this.request.headers['last-event-id'],
-      query?.lastEventId,
-      maxTopics,
-    );
-    let admission: Admission;
-    try {
-      admission = await guard.admitStream(authRequestOf(this.request), request.topics);
-    } catch (err) {
-      // The key set cannot be fetched: "try again" (EventSource would give up on a 503).
-      if ((err as { code?: unknown }).code !== 'NOT_READY') throw err;
+  fastify.decorateReply(
+    'sse',
+    async function sse(
+      this: FastifyReply,
+      topics: readonly unknown[],
+      serveOptions: ServeOptions = {},
+    ): Promise<void> {
+      const query = this.request.query as Record<string, unknown> | undefined;
+      const request = readStreamRequest(
+        topics,
+        this.request.headers['last-event-id'],
+        query?.lastEventId,
+        maxTopics,
+      );
+      let admission: Admission;
+      try {
+        admission = await guard.admitStream(authRequestOf(this.request), request.topics);
+      } catch (err) {
+        // The key set cannot be fetched: "try again" (EventSource would give up on a 503).
+        if ((err as { code?: unknown }).code !== 'NOT_READY') throw err;
+        this.hijack();
+        bounceStream(this.raw, hub.options.retryMs, {
+          ...replyHeaders(this),
+          ...serveOptions.headers,
+        });
+        return;
+      }
+      onResponseClose(this.raw, admission.release);
+      // Headers set by hooks (CORS) are the reply's; a hijacked reply would not send them.
+      const headers = { ...replyHeaders(this), ...serveOptions.headers };
       this.hijack();
-      bounceStream(this.raw, hub.options.retryMs, { ...replyHeaders(this), ...serveOptions.headers });
-      return;
-    }
-    onResponseClose(this.raw, admission.release);
-    // Headers set by hooks (CORS) are the reply's; a hijacked reply would not send them.
-    const headers = { ...replyHeaders(this), ...serveOptions.headers };
-    this.hijack();
-    await serveStream(hub, this.raw, request, {
-      ...serveOptions,
-      headers,
-      expiresAt: admission.expiresAt,
-      viewer: admission.principal?.claims,
-    });
-  });
+      await serveStream(hub, this.raw, request, {
+        ...serveOptions,
+        headers,
+        expiresAt: admission.expiresAt,
+        viewer: admission.principal?.claims,
+      });
+    },
+  );
 
   if (options.errorHandler !== false) {
     fastify.setErrorHandler((error: FastifyError, request, reply) => {
@@ -236,7 +242,11 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
         const gone = new Promise<void>((resolve) => onResponseClose(reply.raw, resolve));
         let answer: string;
         try {
-          answer = await poll(hub, streamRequest, { waitMs, gone, viewer: admission.principal?.claims });
+          answer = await poll(hub, streamRequest, {
+            waitMs,
+            gone,
+            viewer: admission.principal?.claims,
+          });
         } catch (err) {
           if (reply.raw.destroyed) return reply.hijack();
           throw err;

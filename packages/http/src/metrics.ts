@@ -39,7 +39,11 @@ export function createMetrics(
     },
   });
   const counters: Array<[string, string, () => number]> = [
-    ['sse_events_published_total', 'Events published through this process', () => hub.stats.published],
+    [
+      'sse_events_published_total',
+      'Events published through this process',
+      () => hub.stats.published,
+    ],
     ['sse_events_delivered_total', 'Event frames written to streams', () => hub.stats.delivered],
     ['sse_resets_total', 'reset events sent', () => hub.stats.resets],
     [
@@ -48,8 +52,16 @@ export function createMetrics(
       () => hub.stats.slowDisconnects,
     ],
     ['sse_connections_opened_total', 'Event streams opened', () => hub.stats.connectionsOpened],
-    ['sse_gap_repairs_total', 'Gaps in live delivery repaired from history', () => hub.stats.gapRepairs],
-    ['sse_streams_expired_total', 'Streams ended because their token expired', () => hub.stats.expired],
+    [
+      'sse_gap_repairs_total',
+      'Gaps in live delivery repaired from history',
+      () => hub.stats.gapRepairs,
+    ],
+    [
+      'sse_streams_expired_total',
+      'Streams ended because their token expired',
+      () => hub.stats.expired,
+    ],
     [
       'sse_stream_lifetime_closes_total',
       'Streams closed at their maximum lifetime (STREAM_MAX_LIFETIME_S)',
@@ -88,7 +100,10 @@ function addGuardMetrics(registry: Registry, guard: Guard, other: Record<string,
     ['MAX_STREAMS_PER_IP', () => limits.maxPerIp],
     ['MAX_STREAMS_PER_SUBJECT', () => limits.maxPerSubject],
     ['CLUSTER_MAX_STREAMS_PER_IP', () => (guard.streams.clustered ? limits.clusterMaxPerIp : 0)],
-    ['CLUSTER_MAX_STREAMS_PER_SUBJECT', () => (guard.streams.clustered ? limits.clusterMaxPerSubject : 0)],
+    [
+      'CLUSTER_MAX_STREAMS_PER_SUBJECT',
+      () => (guard.streams.clustered ? limits.clusterMaxPerSubject : 0),
+    ],
     ['PUBLISH_RATE_PER_MIN', () => guard.publishRate.perMinute],
     ...Object.entries(other).map(([name, value]): [string, () => number] => [name, () => value]),
   ];

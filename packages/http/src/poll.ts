@@ -35,7 +35,11 @@ export interface PollOptions {
  * text passes the hub's `maxQueueBytes`. Throws NOT_READY when the hub cannot serve, or ended
  * the poll (draining) before it began.
  */
-export async function poll(hub: Hub, request: StreamRequest, options: PollOptions): Promise<string> {
+export async function poll(
+  hub: Hub,
+  request: StreamRequest,
+  options: PollOptions,
+): Promise<string> {
   // Bytes bounded as a stream's send queue is: an answer stops after the event that passes it.
   const sink = new PollSink(hub.options.maxQueueBytes);
   const waited = new Promise<void>((resolve) => {
@@ -116,7 +120,8 @@ class PollSink implements Sink {
     for (const line of block.split('\n')) {
       if (line.startsWith('id: ')) id = line.slice(4);
       else if (line.startsWith('event: ')) event = line.slice(7);
-      else if (line.startsWith('data: ')) data = data === undefined ? line.slice(6) : `${data}\n${line.slice(6)}`;
+      else if (line.startsWith('data: '))
+        data = data === undefined ? line.slice(6) : `${data}\n${line.slice(6)}`;
     }
     if (id !== undefined) this.cursor = id;
     if (data === undefined) return;

@@ -44,7 +44,8 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     sink.begin();
     sink.write('retry: 1000\n\n');
     setImmediate(() => {
-      seen.headerReleased = (res as unknown as { _header: unknown })._header === 'HTTP/1.1 200 OK\r\n\r\n';
+      seen.headerReleased =
+        (res as unknown as { _header: unknown })._header === 'HTTP/1.1 200 OK\r\n\r\n';
       for (const n of [1, 2, 3]) {
         seen.direct.push(internals.direct(socket));
         seen.socketWrites = 0;
@@ -72,7 +73,9 @@ describe(`ResponseSink on Node ${process.version}`, () => {
   }
 
   it('delivers every event intact, through either path', async () => {
-    expect(await get()).toBe('retry: 1000\n\nid: 1\ndata: 1\n\nid: 2\ndata: 2\n\nid: 3\ndata: 3\n\n');
+    expect(await get()).toBe(
+      'retry: 1000\n\nid: 1\ndata: 1\n\nid: 2\ndata: 2\n\nid: 3\ndata: 3\n\n',
+    );
   });
 
   it(`takes the direct socket path and releases the header text (no fallback on ${process.version})`, async () => {

@@ -68,7 +68,6 @@ export class Channel {
   /** How a single-topic stream's event frame starts: `id: 2~<fingerprint>`, then the suffix. */
   readonly soloId: string;
 
-
   /** `maxRecent`: at most this many recent events (no more than history keeps). */
   constructor(
     /** The hub this channel delivers for: its engine, options and counters. */
@@ -332,7 +331,8 @@ export class Channel {
   learn(epoch: string, entries: readonly StoredEvent[]): void {
     const last = entries[entries.length - 1];
     if (epoch !== this.epoch || !last) return;
-    if (last.id !== (this.recent.length > 0 ? (this.recent[0] as StoredEvent).prev : this.lastId)) return;
+    if (last.id !== (this.recent.length > 0 ? (this.recent[0] as StoredEvent).prev : this.lastId))
+      return;
     let bytes = this.recentBytes;
     let from = entries.length;
     while (from > 0 && this.recent.length + entries.length - from < this.maxRecent) {

@@ -131,7 +131,12 @@ export class Hub {
    * normalizePrivate) marks fields only some subscribers see. Resolves to the event's id: the
    * cursor a single-topic connection to this topic would carry after it.
    */
-  async publish(topic: string, event: string, data: string, privateFields?: string): Promise<string> {
+  async publish(
+    topic: string,
+    event: string,
+    data: string,
+    privateFields?: string,
+  ): Promise<string> {
     const result = await this.engine.publish(topic, event, data, privateFields);
     this.stats.published++;
     return singleTopicCursor(topic, result);
@@ -171,7 +176,9 @@ export class Hub {
       await Promise.all(conn.members.map((m) => m.channel.ready));
       if (conn.closed) return;
       const places = cursor ? placeCursor(cursor, topics) : undefined;
-      const plans = await Promise.all(conn.members.map((m, i) => placeMember(m, places?.[i] ?? 'live')));
+      const plans = await Promise.all(
+        conn.members.map((m, i) => placeMember(m, places?.[i] ?? 'live')),
+      );
       if (conn.closed) return;
       conn.begin(preamble);
       if (!writeResets(conn, plans)) {
@@ -309,7 +316,9 @@ export class Hub {
     for (const conn of aged ?? []) {
       this.stats.lifetimeCloses++;
       // Come back soon (resuming from the cursor), not after the usual retry delay.
-      conn.write(`${encodeRetry(100 + Math.floor(Math.random() * 900))}: stream lifetime reached\n\n`);
+      conn.write(
+        `${encodeRetry(100 + Math.floor(Math.random() * 900))}: stream lifetime reached\n\n`,
+      );
       conn.sink.end();
       this.drop(conn);
     }
@@ -326,7 +335,10 @@ export class Hub {
   }
 
   private onResync(topics: readonly string[], reason: string): void {
-    this.options.logger.info({ topics: topics.length, reason }, 'topics resubscribed; repairing gaps');
+    this.options.logger.info(
+      { topics: topics.length, reason },
+      'topics resubscribed; repairing gaps',
+    );
     for (const topic of topics) {
       const channel = this.channels.get(topic);
       // A channel still starting reads the head after its listen; nothing delivered to miss.

@@ -83,7 +83,10 @@ export async function placeMember(member: Member, place: CursorPlace): Promise<P
  * gets those after it. The channel delivered them in chain order, so they are exactly the
  * history after that position. Undefined when history must be read.
  */
-function placeFromMemory(member: Member, position: TopicPosition | undefined): StoredEvent[] | undefined {
+function placeFromMemory(
+  member: Member,
+  position: TopicPosition | undefined,
+): StoredEvent[] | undefined {
   const channel = member.channel;
   if (channel.state !== 'live' || channel.closed) return undefined;
   channel.forgetAged(channel.hub.oldestRetainedMs());
@@ -154,7 +157,9 @@ export async function fill(member: Member): Promise<void> {
     if (verdict) {
       // No partial replay: the topic continues from the newest entry.
       member.setPosition(page.epoch, page.lastId);
-      conn.writeEvent(encodeEventBody(RESET_EVENT, JSON.stringify({ topics: [topic], reason: verdict })));
+      conn.writeEvent(
+        encodeEventBody(RESET_EVENT, JSON.stringify({ topics: [topic], reason: verdict })),
+      );
       conn.hub.stats.resets++;
       return;
     }
@@ -222,7 +227,10 @@ export function settleWaiting(channel: Channel): void {
     if (step === 'gap') {
       member.waiting = false;
       goLive(member).catch((err) => {
-        channel.hub.options.logger.warn({ err, topic: channel.topic }, 'stream ended while catching up');
+        channel.hub.options.logger.warn(
+          { err, topic: channel.topic },
+          'stream ended while catching up',
+        );
         member.conn.sink.end();
       });
     }

@@ -41,7 +41,11 @@ describe('private fields in the hub', () => {
       support: { role: ['support', 'x'] },
       nested: { realm_access: { roles: ['a'] }, role: 'support' },
     };
-    const live = Object.entries(viewers).map(([name, viewer]) => ({ name, viewer, sink: new CountingSink() }));
+    const live = Object.entries(viewers).map(([name, viewer]) => ({
+      name,
+      viewer,
+      sink: new CountingSink(),
+    }));
     for (const s of live) await hub.subscribe(s.sink, ['orders'], undefined, undefined, s.viewer);
     const multi = new MemorySink();
     await hub.subscribe(multi, ['audit', 'orders'], undefined, undefined, viewers.staff);

@@ -30,7 +30,8 @@ describe('placing streams from the channel', () => {
 
   async function publishMany(topic: string, count: number, from = 0): Promise<string[]> {
     const ids: string[] = [];
-    for (let i = from; i < from + count; i++) ids.push(await hub.publish(topic, 'n', JSON.stringify({ i })));
+    for (let i = from; i < from + count; i++)
+      ids.push(await hub.publish(topic, 'n', JSON.stringify({ i })));
     return ids;
   }
 

@@ -1,4 +1,10 @@
-import type { Engine, EngineHandlers, HistoryPage, PublishResult, StoredEvent } from '@streamcast/engine';
+import type {
+  Engine,
+  EngineHandlers,
+  HistoryPage,
+  PublishResult,
+  StoredEvent,
+} from '@streamcast/engine';
 import { ZERO_ID, compareIds, singleTopicCursor, type StreamId } from '@streamcast/protocol';
 import { MemorySink, waitFor } from '@streamcast/testing';
 import { Hub } from './hub';
@@ -25,7 +31,14 @@ class SteeredEngine implements Engine {
   async start(): Promise<void> {}
   async publish(topic: string, event: string, data: string): Promise<PublishResult> {
     const prev = this.log.at(-1)?.id ?? ZERO_ID;
-    const stored: StoredEvent = { topic, epoch: this.epoch, id: `${this.ms++}-0`, prev, event, data };
+    const stored: StoredEvent = {
+      topic,
+      epoch: this.epoch,
+      id: `${this.ms++}-0`,
+      prev,
+      event,
+      data,
+    };
     this.log.push(stored);
     if (this.live) queueMicrotask(() => this.handlers?.message(stored));
     return { epoch: this.epoch, id: stored.id };
@@ -35,7 +48,8 @@ class SteeredEngine implements Engine {
       this.failingReads--;
       throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
     }
-    const entries = after === null ? [] : this.log.filter((e) => compareIds(e.id, after) > 0).slice(0, limit);
+    const entries =
+      after === null ? [] : this.log.filter((e) => compareIds(e.id, after) > 0).slice(0, limit);
     return { epoch: this.epoch, lastId: this.log.at(-1)?.id ?? ZERO_ID, entries };
   }
   async listen(): Promise<void> {}
@@ -93,7 +107,9 @@ describe('repairing a live channel after the link returns', () => {
       await waitFor(() => sink.data<{ seq: number }>('n').at(-1)?.seq === 19, 'seq 19', 10_000);
       expect(sink.resets()).toEqual([{ topics: ['t'], reason: 'history-lost' }]);
       const reset = sink.events.findIndex((e) => e.event === 'reset');
-      expect(sink.events[reset]?.id).toBe(singleTopicCursor('t', { epoch: engine.epoch, id: forkPoint.id }));
+      expect(sink.events[reset]?.id).toBe(
+        singleTopicCursor('t', { epoch: engine.epoch, id: forkPoint.id }),
+      );
       expect(sink.data<{ seq: number }>('n').map((d) => d.seq)).toEqual([...Array(20).keys()]);
       expect(reset).toBe(10);
       // Each later event's id is the cursor of what the new history holds.

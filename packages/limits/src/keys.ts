@@ -8,6 +8,8 @@ const PLAIN_RE = /^[A-Za-z0-9_\-.:@]{1,128}$/;
  * alphabet (it comes from a token) is hashed, so keys stay short and printable.
  */
 export function streamsKey(prefix: string, kind: 'ip' | 'sub', id: string): string {
-  const part = PLAIN_RE.test(id) ? id : `h.${createHash('sha256').update(id).digest('hex').slice(0, 32)}`;
+  const part = PLAIN_RE.test(id)
+    ? id
+    : `h.${createHash('sha256').update(id).digest('hex').slice(0, 32)}`;
   return `${prefix}:streams:${kind}:${part}`;
 }

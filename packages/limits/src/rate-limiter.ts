@@ -43,7 +43,8 @@ export class RateLimiter {
 
   private prune(now: number): void {
     for (const [key, bucket] of this.buckets) {
-      if (bucket.tokens + (now - bucket.at) * this.perMs >= this.perMinute) this.buckets.delete(key);
+      if (bucket.tokens + (now - bucket.at) * this.perMs >= this.perMinute)
+        this.buckets.delete(key);
     }
     // Every key is busy: forget the oldest (a fresh bucket errs on the client's side).
     for (const key of this.buckets.keys()) {

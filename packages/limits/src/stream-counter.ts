@@ -100,7 +100,10 @@ export class StreamCounter {
         ['streamcastStreamsAcquire', 'streams-acquire-1.lua'],
         ['streamcastStreamsSet', 'streams-set-1.lua'],
       ] as const) {
-        redis.defineCommand(name, { numberOfKeys: 1, lua: readFileSync(join(LUA_DIR, file), 'utf8') });
+        redis.defineCommand(name, {
+          numberOfKeys: 1,
+          lua: readFileSync(join(LUA_DIR, file), 'utf8'),
+        });
       }
       this.scripts = redis as unknown as Scripts;
       this.timer = setInterval(() => this.refresh(), Math.max(100, Math.floor(this.ttlMs / 3)));

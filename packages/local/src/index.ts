@@ -61,13 +61,20 @@ export function which(name: string, fallbacks: string[] = []): string | undefine
 /** redis-server from PATH, or where Debian and `make install` put it. */
 export function redisServerPath(): string {
   const path = which('redis-server', ['/usr/bin/redis-server', '/usr/local/bin/redis-server']);
-  if (!path) throw new Error('redis-server is not installed: apt-get install redis-server, or set REDIS_URL');
+  if (!path)
+    throw new Error(
+      'redis-server is not installed: apt-get install redis-server, or set REDIS_URL',
+    );
   return path;
 }
 
 /** nginx from NGINX_BIN, PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
 export function nginxPath(): string {
-  const path = process.env.NGINX_BIN || which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
-  if (!path) throw new Error('nginx is not installed: apt-get install nginx-light (or nginx), or set NGINX_BIN');
+  const path =
+    process.env.NGINX_BIN || which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
+  if (!path)
+    throw new Error(
+      'nginx is not installed: apt-get install nginx-light (or nginx), or set NGINX_BIN',
+    );
   return path;
 }

@@ -20,7 +20,11 @@ const entry = (topic: string, position: TopicPosition) => ({
   suffix: positionSuffix(position),
 });
 const cursorOf = (positions: Record<string, TopicPosition>) =>
-  formatCursor(Object.keys(positions).sort().map((t) => entry(t, positions[t] as TopicPosition)));
+  formatCursor(
+    Object.keys(positions)
+      .sort()
+      .map((t) => entry(t, positions[t] as TopicPosition)),
+  );
 const placed = (position: TopicPosition): CursorPlace => ({ position });
 
 /** The epochs and ids a deployment makes today: 10 random base-36 characters, ms-seq ids. */
@@ -46,7 +50,9 @@ describe('cursor', () => {
   it('gives a single-topic connection the same cursor that publishing returns', () => {
     const position = { epoch: 'e1', id: '1700000000000-3' };
     expect(formatCursor([entry('news', position)])).toBe(singleTopicCursor('news', position));
-    expect(singleTopicCursor('news', position)).toBe(`2~${topicFingerprint('news')}.e1.${idToCompact(position.id)}`);
+    expect(singleTopicCursor('news', position)).toBe(
+      `2~${topicFingerprint('news')}.e1.${idToCompact(position.id)}`,
+    );
   });
 
   it('applies a position only to the topic it came from, whatever the request asks', () => {
@@ -79,9 +85,14 @@ describe('cursor', () => {
       [b, 'other'].sort().map((t) => (t === b ? 'unplaceable' : 'live')),
     );
     // The same, with a colliding fingerprint forced on any two names.
-    const forced = (topic: string) => (topic === 'p' || topic === 'q' ? 'aaaaaa' : topicFingerprint(topic));
+    const forced = (topic: string) =>
+      topic === 'p' || topic === 'q' ? 'aaaaaa' : topicFingerprint(topic);
     const pq = parseCursor(`2~aaaaaa.${EPOCH}.${idToCompact(p.id)}`);
-    expect(placeCursor(pq, ['p', 'q', 'r'], forced)).toEqual(['unplaceable', 'unplaceable', 'live']);
+    expect(placeCursor(pq, ['p', 'q', 'r'], forced)).toEqual([
+      'unplaceable',
+      'unplaceable',
+      'live',
+    ]);
   });
 
   describe('cursors of the previous format (1~<index>…)', () => {
@@ -96,9 +107,16 @@ describe('cursor', () => {
     });
 
     it('resets every topic where it cannot say which entry is which topic', () => {
-      expect(placeCursor(parseCursor(legacy(x)), ['x', 'y'])).toEqual(['unplaceable', 'unplaceable']);
+      expect(placeCursor(parseCursor(legacy(x)), ['x', 'y'])).toEqual([
+        'unplaceable',
+        'unplaceable',
+      ]);
       expect(placeCursor(parseCursor(legacy(x, y)), ['x'])).toEqual(['unplaceable']);
-      expect(placeCursor(parseCursor(legacy(x, y)), ['x', 'y', 'z'])).toEqual(['unplaceable', 'unplaceable', 'unplaceable']);
+      expect(placeCursor(parseCursor(legacy(x, y)), ['x', 'y', 'z'])).toEqual([
+        'unplaceable',
+        'unplaceable',
+        'unplaceable',
+      ]);
       expect(placeCursor(parseCursor('1~1.e1.1.0'), ['x'])).toEqual(['unplaceable']);
     });
   });
@@ -106,7 +124,8 @@ describe('cursor', () => {
   it('lets servers take at most the 32 topics whose cursor fits', () => {
     expect(checkMaxTopics(undefined, 'test')).toBe(32);
     expect(checkMaxTopics(5, 'test')).toBe(5);
-    for (const bad of [0, 33, 1.5, Number.NaN]) expect(() => checkMaxTopics(bad, 'test')).toThrow(TypeError);
+    for (const bad of [0, 33, 1.5, Number.NaN])
+      expect(() => checkMaxTopics(bad, 'test')).toThrow(TypeError);
   });
 
   it('handles stream ids beyond 2^53', () => {
@@ -150,7 +169,8 @@ describe('cursor', () => {
     const randomTopic = () => {
       const length = 1 + Math.floor(random() * 200);
       let out = '';
-      for (let i = 0; i < length; i++) out += TOPIC_CHARS[Math.floor(random() * TOPIC_CHARS.length)];
+      for (let i = 0; i < length; i++)
+        out += TOPIC_CHARS[Math.floor(random() * TOPIC_CHARS.length)];
       return out;
     };
     const randomEpoch = () => {
@@ -179,7 +199,9 @@ describe('cursor', () => {
         if (new Set(all.map(topicFingerprint)).size !== all.length) continue;
         const subset = [...new Set([...topics.filter(() => random() < 0.5), extra])].sort();
         expect(placeCursor(parseCursor(text), subset)).toEqual(
-          subset.map((t) => (topics.includes(t) ? placed(positions[topics.indexOf(t)] as TopicPosition) : 'live')),
+          subset.map((t) =>
+            topics.includes(t) ? placed(positions[topics.indexOf(t)] as TopicPosition) : 'live',
+          ),
         );
       }
     });
@@ -192,15 +214,24 @@ describe('cursor', () => {
         const kind = round % 4;
         if (kind === 0) {
           // Random characters of the alphabet.
-          text = Array.from({ length: Math.floor(random() * 80) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+          text = Array.from(
+            { length: Math.floor(random() * 80) },
+            () => alphabet[Math.floor(random() * alphabet.length)],
+          ).join('');
         } else if (kind === 1) {
           // A valid cursor with one character changed, dropped or doubled.
           const at = Math.floor(random() * valid.length);
           const ch = alphabet[Math.floor(random() * alphabet.length)] as string;
-          text = [valid.slice(0, at) + ch + valid.slice(at + 1), valid.slice(0, at) + valid.slice(at + 1), valid.slice(0, at) + ch + valid.slice(at)][round % 3] as string;
+          text = [
+            valid.slice(0, at) + ch + valid.slice(at + 1),
+            valid.slice(0, at) + valid.slice(at + 1),
+            valid.slice(0, at) + ch + valid.slice(at),
+          ][round % 3] as string;
         } else if (kind === 2) {
           // Any characters at all, any length up to past the bound.
-          text = Array.from({ length: Math.floor(random() * 1100) }, () => String.fromCharCode(Math.floor(random() * 0x3000))).join('');
+          text = Array.from({ length: Math.floor(random() * 1100) }, () =>
+            String.fromCharCode(Math.floor(random() * 0x3000)),
+          ).join('');
         } else {
           text = `${random() < 0.5 ? '1' : '2'}~${valid.slice(2).split('~').reverse().join('~')}${'~'.repeat(Math.floor(random() * 3))}`;
         }
@@ -227,7 +258,9 @@ describe('cursor', () => {
     it('keeps cursors of 1, 8 and 32 topics short', () => {
       const lengthFor = (count: number) =>
         formatCursor(
-          Array.from({ length: count }, (_, i) => entry(`topic-${i}`, { epoch: EPOCH, id: now(Math.min(i, 40)) })),
+          Array.from({ length: count }, (_, i) =>
+            entry(`topic-${i}`, { epoch: EPOCH, id: now(Math.min(i, 40)) }),
+          ),
         ).length;
       expect(lengthFor(1)).toBeLessThanOrEqual(30);
       expect(lengthFor(8)).toBeLessThanOrEqual(8 * 30);

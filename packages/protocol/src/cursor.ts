@@ -35,7 +35,9 @@ export const CURSOR_MAX_TOPICS = 32;
 export function checkMaxTopics(maxTopics: number | undefined, who: string): number {
   const value = maxTopics ?? CURSOR_MAX_TOPICS;
   if (!Number.isInteger(value) || value < 1 || value > CURSOR_MAX_TOPICS) {
-    throw new TypeError(`${who}: maxTopics must be an integer from 1 to ${CURSOR_MAX_TOPICS} (a cursor must fit in ${CURSOR_MAX_LENGTH} characters)`);
+    throw new TypeError(
+      `${who}: maxTopics must be an integer from 1 to ${CURSOR_MAX_TOPICS} (a cursor must fit in ${CURSOR_MAX_LENGTH} characters)`,
+    );
   }
   return value;
 }
@@ -135,7 +137,9 @@ export function placeCursor(
     case 'indexed': {
       const { positions } = cursor;
       const aligned = positions.size === topics.length && topics.every((_, i) => positions.has(i));
-      return topics.map((_, i) => (aligned ? { position: positions.get(i) as TopicPosition } : 'unplaceable'));
+      return topics.map((_, i) =>
+        aligned ? { position: positions.get(i) as TopicPosition } : 'unplaceable',
+      );
     }
     case 'topics': {
       const fingerprints = topics.map(fingerprintOf);
@@ -185,7 +189,10 @@ export function singleTopicCursor(topic: string, position: TopicPosition): strin
  * The positions a cursor gives `topics` (distinct and sorted), by topic name, for tools that label
  * output (streamcast-tail); undefined for a cursor that is not one of ours.
  */
-export function cursorPositions(text: string, topics: readonly string[]): Map<string, TopicPosition> | undefined {
+export function cursorPositions(
+  text: string,
+  topics: readonly string[],
+): Map<string, TopicPosition> | undefined {
   let parsed: ParsedCursor;
   try {
     parsed = parseCursor(text);

@@ -47,11 +47,7 @@ export const PublishForbidden = createError(
   403,
 );
 export const AuthRequired = createError('AUTH_REQUIRED', '%s', 401);
-export const TokenInvalid = createError(
-  'TOKEN_INVALID',
-  'token refused: %s',
-  401,
-);
+export const TokenInvalid = createError('TOKEN_INVALID', 'token refused: %s', 401);
 export const TokenExpired = createError(
   'TOKEN_EXPIRED',
   'token expired; reconnect with a fresh one (the stream resumes from Last-Event-ID)',

@@ -51,7 +51,7 @@ export function normalizeEventName(event: unknown): string {
 
 /** A short, printable rendering of untrusted input for an error message. */
 export function describe(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   const clipped = text.length > 40 ? `${text.slice(0, 40)}…` : text;
   return JSON.stringify(clipped);
 }

@@ -21,6 +21,7 @@ export type Viewer = Readonly<Record<string, unknown>> | undefined;
 
 const MAX_GROUPS = 8;
 const MAX_FIELDS = 64;
+// eslint-disable-next-line no-control-regex -- control characters are what a claim value must not hold
 const CLAIM_RE = /^[A-Za-z0-9_:./-]{1,128}(=[^\u0000-\u001f\u007f]{1,256})?$/;
 
 /**
@@ -38,7 +39,9 @@ export function normalizePrivate(value: unknown, data: unknown): string | undefi
   }
   const normalized = groups.map((group: unknown): PrivateGroup => {
     if (typeof group !== 'object' || group === null || Array.isArray(group)) {
-      throw new BodyInvalid('"private" must be {"fields": [...], "claim": "..."} or a list of them');
+      throw new BodyInvalid(
+        '"private" must be {"fields": [...], "claim": "..."} or a list of them',
+      );
     }
     const { fields, claim, ...rest } = group as Record<string, unknown>;
     const extra = Object.keys(rest)[0];
@@ -96,7 +99,9 @@ export function claimHolds(viewer: Viewer, claim: string): boolean {
   if (eq === -1) return found === true;
   const expected = claim.slice(eq + 1);
   if (Array.isArray(found)) return found.some((v) => String(v) === expected);
-  return found !== undefined && found !== null && typeof found !== 'object' && String(found) === expected;
+  return (
+    found !== undefined && found !== null && typeof found !== 'object' && String(found) === expected
+  );
 }
 
 function hasOwn(object: object, key: string): boolean {
@@ -118,7 +123,10 @@ function lookup(viewer: Readonly<Record<string, unknown>>, name: string): unknow
  * Which groups the viewer may see, as a bit mask (bit i: group i); all bits set means the whole
  * data. `groups` null (unreadable) gives 0.
  */
-export function visibleMask(groups: PrivateGroup[] | null, holds: (claim: string) => boolean): number {
+export function visibleMask(
+  groups: PrivateGroup[] | null,
+  holds: (claim: string) => boolean,
+): number {
   if (!groups) return 0;
   let mask = 0;
   for (let i = 0; i < groups.length; i++) {

@@ -30,7 +30,12 @@ export interface Publisher {
    * Stores and fans out one event; resolves to its id (a single-topic cursor). `options.private`
    * marks fields only some subscribers see (docs/security.md, "Private fields").
    */
-  publish(topic: string, event: string, data: unknown, options?: { private?: unknown }): Promise<string>;
+  publish(
+    topic: string,
+    event: string,
+    data: unknown,
+    options?: { private?: unknown },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -81,12 +86,16 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
   ): [string, string, string | undefined] => {
     assertTopic(topic);
     const name = normalizeEventName(event);
-    if (data === undefined) throw new PublishError('data is required (it may be null)', 'DATA_MISSING');
+    if (data === undefined)
+      throw new PublishError('data is required (it may be null)', 'DATA_MISSING');
     if (validate) {
       try {
         validateEvent(topic, name, data);
       } catch (err) {
-        throw new PublishError(`invalid ${name} on ${topic}: ${(err as Error).message}`, 'BODY_INVALID');
+        throw new PublishError(
+          `invalid ${name} on ${topic}: ${(err as Error).message}`,
+          'BODY_INVALID',
+        );
       }
     }
     try {

@@ -16,7 +16,10 @@ export function readClientScript(): string {
   try {
     file = require.resolve('@streamcast/client/streamcast-client.js');
   } catch (err) {
-    throw new Error(`@streamcast/client is not built (run npm run build): ${(err as Error).message}`);
+    throw new Error(
+      `@streamcast/client is not built (run npm run build): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return readFileSync(file, 'utf8');
 }

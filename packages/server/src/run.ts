@@ -16,7 +16,10 @@ export interface RunOptions {
  * of the open streams over `drainMs`, then the server (which ends what is left), then exit 0;
  * exit 1 if stopping fails. SIGINT (Ctrl-C at a terminal) skips the drain.
  */
-export async function listenUntilSignalled(app: FastifyInstance, options: RunOptions): Promise<void> {
+export async function listenUntilSignalled(
+  app: FastifyInstance,
+  options: RunOptions,
+): Promise<void> {
   // When a gateway dies, its clients all come back to the others at once (each after the same
   // retry:). Node's default accept queue (511) overflowed under 2,500 reconnections in the
   // resume-storm benchmark, and a dropped SYN is only retried after 1, 3, 7 s… The kernel caps
@@ -28,7 +31,8 @@ export async function listenUntilSignalled(app: FastifyInstance, options: RunOpt
     stopping = true;
     app.log.info({ signal }, 'stopping');
     (async () => {
-      const draining = signal === 'SIGTERM' && options.drain ? options.drain(options.drainMs ?? 0) : undefined;
+      const draining =
+        signal === 'SIGTERM' && options.drain ? options.drain(options.drainMs ?? 0) : undefined;
       await options.beforeClose?.();
       await draining;
       await app.close();

@@ -28,7 +28,11 @@ type SecurityConfig = Pick<
  * origins, stream limits (counted across the cluster in `redis` when there is one) and the
  * publish rate.
  */
-export function buildGuard(config: SecurityConfig, redis: Redis | Cluster | undefined, log: Logger): Guard {
+export function buildGuard(
+  config: SecurityConfig,
+  redis: Redis | Cluster | undefined,
+  log: Logger,
+): Guard {
   const auth = new Authorizer({
     secret: config.JWT_SECRET,
     jwksUrl: config.JWT_JWKS_URL,

@@ -20,14 +20,18 @@ function param(request: FastifyRequest, name: string): string {
 export function stockTopic(symbol: string): string {
   const upper = symbol.toUpperCase();
   if (!SYMBOL_RE.test(upper)) {
-    throw new ParamInvalid(`stock symbol ${JSON.stringify(symbol.slice(0, 40))} must be 1-12 of A-Z 0-9 . -`);
+    throw new ParamInvalid(
+      `stock symbol ${JSON.stringify(symbol.slice(0, 40))} must be 1-12 of A-Z 0-9 . -`,
+    );
   }
   return `stocks/${upper}`;
 }
 
 function idTopic(kind: string, family: string, id: string): string {
   if (!ID_RE.test(id)) {
-    throw new ParamInvalid(`${kind} ${JSON.stringify(id.slice(0, 80))} must be 1-64 of A-Z a-z 0-9 _ -`);
+    throw new ParamInvalid(
+      `${kind} ${JSON.stringify(id.slice(0, 80))} must be 1-64 of A-Z a-z 0-9 _ -`,
+    );
   }
   return `${family}/${id}`;
 }

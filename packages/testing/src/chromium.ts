@@ -10,7 +10,9 @@ export const CHROMIUM = '/usr/bin/chromium';
  */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install the Debian package chromium (scripts/test-all.sh does)`);
+    throw new Error(
+      `${CHROMIUM} is missing: install the Debian package chromium (scripts/test-all.sh does)`,
+    );
   }
   return chromium.launch({
     executablePath: CHROMIUM,

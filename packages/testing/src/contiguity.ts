@@ -73,7 +73,9 @@ export function checkContiguousOrReset(
     } else if (seq === prev && e.id !== prevId) {
       report.retriedTwice++;
     } else {
-      const why = afterReset ? ' (after a reset, but not forward)' : ' with no reset before the gap';
+      const why = afterReset
+        ? ' (after a reset, but not forward)'
+        : ' with no reset before the gap';
       report.problems.push(`event #${i}: seq ${seq} after ${prev}${why}`);
     }
     prev = seq;

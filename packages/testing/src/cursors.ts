@@ -19,7 +19,10 @@ export function withEpoch(cursor: string, epoch = 'zzzzzz'): string {
   const parsed = parseCursor(cursor);
   if (parsed.format !== 'topics') throw new Error(`not a current cursor: ${cursor}`);
   return formatCursor(
-    [...parsed.positions].map(([fingerprint, p]) => ({ fingerprint, suffix: positionSuffix({ ...p, epoch }) })),
+    [...parsed.positions].map(([fingerprint, p]) => ({
+      fingerprint,
+      suffix: positionSuffix({ ...p, epoch }),
+    })),
   );
 }
 
@@ -30,11 +33,13 @@ export function withEpoch(cursor: string, epoch = 'zzzzzz'): string {
 export function legacyCursor(cursor: string, topics: readonly string[]): string {
   const positions = cursorPositions(cursor, topics);
   if (!positions) throw new Error(`not a cursor: ${cursor}`);
-  return `1${topics.map((t, i) => {
-    const p = positions.get(t);
-    if (!p) throw new Error(`cursor ${cursor} has no entry for ${t}`);
-    return `~${i.toString(36)}${positionSuffix(p)}`;
-  }).join('')}`;
+  return `1${topics
+    .map((t, i) => {
+      const p = positions.get(t);
+      if (!p) throw new Error(`cursor ${cursor} has no entry for ${t}`);
+      return `~${i.toString(36)}${positionSuffix(p)}`;
+    })
+    .join('')}`;
 }
 
 /** The position `cursor` gives `topic` (undefined when it has none). */
@@ -96,14 +101,16 @@ export function expectExactlyAfterResets(
   const type = options.event ?? 'n';
   const seqOf = options.seq ?? ((data: { seq: number }) => data.seq);
   const ours = events.filter((e) => {
-    if (e.event === 'reset') return (JSON.parse(e.data) as { topics: string[] }).topics.includes(topic);
+    if (e.event === 'reset')
+      return (JSON.parse(e.data) as { topics: string[] }).topics.includes(topic);
     return e.event === type && (!options.topic || options.topic(JSON.parse(e.data)) === topic);
   });
   let checked = 0;
   ours.forEach((e, i) => {
     if (e.event !== 'reset') return;
     const at = e.id === undefined ? undefined : positionIn(e.id, topic);
-    if (!at) throw new Error(`reset #${checked} of ${topic} has no position for it in its id ${e.id}`);
+    if (!at)
+      throw new Error(`reset #${checked} of ${topic} has no position for it in its id ${e.id}`);
     const rest = ours.slice(i + 1);
     const end = rest.findIndex((later) => later.event === 'reset');
     const got = (end < 0 ? rest : rest.slice(0, end)).map((later) => seqOf(JSON.parse(later.data)));

@@ -50,10 +50,12 @@ export async function startGatewayProcess(
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
-  let readyMs = 0;
+  let readyMs: number;
   for (;;) {
     if (child.exitCode !== null) {
       throw new Error(`gateway exited with ${child.exitCode} before it was healthy:\n${output}`);

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { provideRedis, type TestRedis } from './redis';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __streamcastRedis: TestRedis | undefined;
 }
 
@@ -27,8 +26,14 @@ export default async function globalSetup(): Promise<void> {
 function buildBrowserClient(): void {
   const client = join(__dirname, '..', '..', 'client');
   const tsc = require.resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-b', join(client, 'tsconfig.json'), join(client, 'tsconfig.cjs.json')], {
+  execFileSync(
+    process.execPath,
+    [tsc, '-b', join(client, 'tsconfig.json'), join(client, 'tsconfig.cjs.json')],
+    {
+      stdio: 'inherit',
+    },
+  );
+  execFileSync(process.execPath, [join(client, 'scripts', 'build-browser.js')], {
     stdio: 'inherit',
   });
-  execFileSync(process.execPath, [join(client, 'scripts', 'build-browser.js')], { stdio: 'inherit' });
 }

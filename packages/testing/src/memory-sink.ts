@@ -78,7 +78,12 @@ export class MemorySink implements Sink {
 
   /** Until `count` events (of type `event`, when given) have arrived. */
   async waitForEvents(count: number, timeoutMs = 10_000, event?: string): Promise<void> {
-    const got = () => (event === undefined ? this.events : this.events.filter((e) => e.event === event)).length;
-    await waitFor(() => got() >= count, () => `${count} ${event ?? ''} events (got ${got()})`, timeoutMs);
+    const got = () =>
+      (event === undefined ? this.events : this.events.filter((e) => e.event === event)).length;
+    await waitFor(
+      () => got() >= count,
+      () => `${count} ${event ?? ''} events (got ${got()})`,
+      timeoutMs,
+    );
   }
 }

@@ -49,7 +49,9 @@ export class TestRedisCluster {
     const nodeTimeoutMs = options.nodeTimeoutMs ?? 1000;
     const dir = mkdtempSync(join(tmpdir(), 'streamcast-cluster-'));
     const cluster = new TestRedisCluster(dir, [], nodeTimeoutMs, options.password);
-    const auth = options.password ? ['--requirepass', options.password, '--masterauth', options.password] : [];
+    const auth = options.password
+      ? ['--requirepass', options.password, '--masterauth', options.password]
+      : [];
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
         const nodeDir = join(dir, `node-${i}`);
@@ -58,24 +60,34 @@ export class TestRedisCluster {
           await RedisProcess.start({
             dir: nodeDir,
             args: [
-              '--cluster-enabled', 'yes',
-              '--cluster-config-file', 'nodes.conf',
-              '--cluster-node-timeout', String(nodeTimeoutMs),
+              '--cluster-enabled',
+              'yes',
+              '--cluster-config-file',
+              'nodes.conf',
+              '--cluster-node-timeout',
+              String(nodeTimeoutMs),
               // A replica may always take over, however long it was cut off (tests kill masters).
-              '--cluster-replica-validity-factor', '0',
-              '--cluster-allow-replica-migration', 'no',
-              '--repl-diskless-sync-delay', '0',
-              '--appendonly', 'yes',
-              '--appendfsync', 'no',
+              '--cluster-replica-validity-factor',
+              '0',
+              '--cluster-allow-replica-migration',
+              'no',
+              '--repl-diskless-sync-delay',
+              '0',
+              '--appendonly',
+              'yes',
+              '--appendfsync',
+              'no',
               ...auth,
             ],
           }),
         );
       }
       await cluster.redisCli([
-        '--cluster', 'create',
+        '--cluster',
+        'create',
         ...cluster.nodes.map((n) => `127.0.0.1:${n.port}`),
-        '--cluster-replicas', String(replicas),
+        '--cluster-replicas',
+        String(replicas),
         '--cluster-yes',
       ]);
       await cluster.waitHealthy();
@@ -103,7 +115,13 @@ export class TestRedisCluster {
 
   /** A plain connection to one node (the caller disconnects it). */
   connect(port: number): Redis {
-    return new Redis({ host: '127.0.0.1', port, lazyConnect: false, maxRetriesPerRequest: 1, password: this.password });
+    return new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: false,
+      maxRetriesPerRequest: 1,
+      password: this.password,
+    });
   }
 
   /** CLUSTER NODES as one live node sees it. */
@@ -124,7 +142,9 @@ export class TestRedisCluster {
   }
 
   async masters(): Promise<ClusterNodeInfo[]> {
-    return (await this.clusterNodes()).filter((n) => n.role === 'master' && !n.failed && n.slots.length > 0);
+    return (await this.clusterNodes()).filter(
+      (n) => n.role === 'master' && !n.failed && n.slots.length > 0,
+    );
   }
 
   /** Port of the master serving a slot. */
@@ -139,7 +159,9 @@ export class TestRedisCluster {
   async replicaOf(masterPort: number): Promise<number> {
     const nodes = await this.clusterNodes();
     const master = nodes.find((n) => n.port === masterPort);
-    const replica = nodes.find((n) => n.role === 'replica' && !n.failed && n.masterId === master?.id);
+    const replica = nodes.find(
+      (n) => n.role === 'replica' && !n.failed && n.masterId === master?.id,
+    );
     if (!replica) throw new Error(`no replica of ${masterPort}`);
     return replica.port;
   }
@@ -156,7 +178,8 @@ export class TestRedisCluster {
             const info = (await redis.call('CLUSTER', 'INFO')) as string;
             if (!/cluster_state:ok/.test(info)) return false;
             const nodes = parseClusterNodes((await redis.call('CLUSTER', 'NODES')) as string);
-            if (nodes.some((n) => n.failed && n.role === 'master' && n.slots.length > 0)) return false;
+            if (nodes.some((n) => n.failed && n.role === 'master' && n.slots.length > 0))
+              return false;
             views.push(
               JSON.stringify(
                 nodes
@@ -186,12 +209,18 @@ export class TestRedisCluster {
     const to = nodes.find((n) => n.port === toPort);
     if (!from || !to) throw new Error('reshard: unknown node');
     await this.redisCli([
-      '--cluster', 'reshard', `127.0.0.1:${fromPort}`,
-      '--cluster-from', from.id,
-      '--cluster-to', to.id,
-      '--cluster-slots', String(count),
+      '--cluster',
+      'reshard',
+      `127.0.0.1:${fromPort}`,
+      '--cluster-from',
+      from.id,
+      '--cluster-to',
+      to.id,
+      '--cluster-slots',
+      String(count),
       '--cluster-yes',
-      '--cluster-pipeline', '100',
+      '--cluster-pipeline',
+      '100',
     ]);
     await this.waitHealthy();
   }
@@ -221,7 +250,17 @@ export class TestRedisCluster {
       for (;;) {
         const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', slot, 10)) as string[];
         if (keys.length === 0) break;
-        await source.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, ...(this.password ? ['AUTH', this.password] : []), 'KEYS', ...keys);
+        await source.call(
+          'MIGRATE',
+          '127.0.0.1',
+          toPort,
+          '',
+          0,
+          5000,
+          ...(this.password ? ['AUTH', this.password] : []),
+          'KEYS',
+          ...keys,
+        );
         if (pauseMs > 0) await sleep(pauseMs);
       }
       if (whileImporting) await whileImporting();
@@ -250,7 +289,9 @@ export class TestRedisCluster {
       replica.disconnect();
     }
     await waitFor(
-      async () => (await this.clusterNodes(replicaPort)).find((n) => n.port === replicaPort)?.role === 'master',
+      async () =>
+        (await this.clusterNodes(replicaPort)).find((n) => n.port === replicaPort)?.role ===
+        'master',
       `replica ${replicaPort} promoted`,
       20_000,
       50,
@@ -267,7 +308,9 @@ export class TestRedisCluster {
     const replicaPort = await this.replicaOf(masterPort);
     await this.node(masterPort).kill();
     await waitFor(
-      async () => (await this.clusterNodes(replicaPort)).find((n) => n.port === replicaPort)?.role === 'master',
+      async () =>
+        (await this.clusterNodes(replicaPort)).find((n) => n.port === replicaPort)?.role ===
+        'master',
       `replica ${replicaPort} promoted`,
       30_000,
       100,
@@ -336,7 +379,12 @@ function redisCli(args: string[], password: string | undefined): Promise<string>
     child.on('error', reject);
     child.on('exit', (code) => {
       if (code === 0) resolve(output);
-      else reject(new Error(`redis-cli ${args.slice(0, 2).join(' ')} failed (${code}): ${output.slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `redis-cli ${args.slice(0, 2).join(' ')} failed (${code}): ${output.slice(-2000)}`,
+          ),
+        );
     });
   });
 }

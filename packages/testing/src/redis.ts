@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,13 +57,20 @@ export class RedisProcess implements TestRedis {
   /** Starts redis-server again on the same port and directory (after kill or stop). */
   async launch(): Promise<void> {
     const args = [
-      '--port', String(this.port),
-      '--bind', '127.0.0.1',
-      '--dir', this.dir,
-      '--save', '',
-      '--daemonize', 'no',
-      '--protected-mode', 'no',
-      '--loglevel', 'warning',
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+      '--loglevel',
+      'warning',
       ...(this.options.appendonly
         ? ['--appendonly', 'yes', '--appendfsync', 'always']
         : ['--appendonly', 'no']),
@@ -130,8 +137,13 @@ async function localRedisImage(): Promise<{ image: string } | { none: string }> 
       // testcontainers' reaper (Ryuk) is an image too: without it locally, starting one would
       // pull. The container is then removed by stop() (and by Docker when it stops).
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { REAPER_IMAGE } = require('testcontainers/build/reaper/reaper') as { REAPER_IMAGE: string };
-      if (process.env.TESTCONTAINERS_RYUK_DISABLED === undefined && !(await client.image.exists(ImageName.fromString(REAPER_IMAGE)))) {
+      const { REAPER_IMAGE } = require('testcontainers/build/reaper/reaper') as {
+        REAPER_IMAGE: string;
+      };
+      if (
+        process.env.TESTCONTAINERS_RYUK_DISABLED === undefined &&
+        !(await client.image.exists(ImageName.fromString(REAPER_IMAGE)))
+      ) {
         process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
       }
       return { image };
@@ -174,7 +186,9 @@ export async function provideRedis(): Promise<TestRedis> {
         },
       };
     } catch (error) {
-      process.stderr.write(`test redis: Docker image ${found.image} failed (${(error as Error).message}); using redis-server\n`);
+      process.stderr.write(
+        `test redis: Docker image ${found.image} failed (${(error as Error).message}); using redis-server\n`,
+      );
     }
   } else if (found.none !== 'no Docker engine') {
     process.stderr.write(`test redis: ${found.none}; using redis-server\n`);

@@ -212,9 +212,7 @@ function mkdir(parent: string, name: string): string {
 function spawnSentinel(conf: string): ChildProcess {
   const found = spawnSync('sh', ['-c', 'command -v redis-sentinel'], { encoding: 'utf8' });
   const sentinel = found.stdout.trim();
-  const [cmd, args] = sentinel
-    ? [sentinel, [conf]]
-    : [redisServerPath(), [conf, '--sentinel']];
+  const [cmd, args] = sentinel ? [sentinel, [conf]] : [redisServerPath(), [conf, '--sentinel']];
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   child.unref();
   return child;

@@ -41,7 +41,8 @@ export class SseClient {
       req.once('response', (res) => {
         const client = new SseClient(res, '');
         const parser = createParser({
-          onEvent: (e) => client.events.push({ id: e.id, event: e.event ?? 'message', data: e.data }),
+          onEvent: (e) =>
+            client.events.push({ id: e.id, event: e.event ?? 'message', data: e.data }),
           onRetry: (ms) => client.retries.push(ms),
           onComment: (c) => client.comments.push(c),
         });
@@ -140,7 +141,8 @@ export async function publishHttp(
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(payload),
   });
-  if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
+  if (res.status !== 200)
+    throw new Error(`publish answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
 

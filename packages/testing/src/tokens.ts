@@ -20,7 +20,10 @@ export interface TestSigningKey {
 }
 
 /** Generates an RS256 or ES256 key pair for minting test tokens. */
-export async function generateSigningKey(alg: 'RS256' | 'ES256', kid: string): Promise<TestSigningKey> {
+export async function generateSigningKey(
+  alg: 'RS256' | 'ES256',
+  kid: string,
+): Promise<TestSigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return { alg, kid, privateKey, publicJwk };
@@ -47,7 +50,9 @@ export async function mintToken({ claims = {}, key }: MintOptions): Promise<stri
   if (typeof key === 'string') {
     return new SignJWT(payload).setProtectedHeader({ alg: 'HS256' }).sign(Buffer.from(key, 'utf8'));
   }
-  return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid })
+    .sign(key.privateKey);
 }
 
 /** An unsigned token (`alg: none`), as an attacker would send it. */
