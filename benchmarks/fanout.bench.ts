@@ -53,14 +53,16 @@ export async function runDeliveryScenario(
     await openAll(pool, specsFor(server, topics, scenario.subscribers), kind);
     target = server.target(topics, p.concurrency);
     const rows: DeliveryRow[] = [];
-    log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
-    rows.push(
-      await measureDelivery(ctx, server, pool, target, {
-        load: 'saturated',
-        topics: topics.length,
-        seconds: p.seconds,
-      }),
-    );
+    if (p.seconds > 0) {
+      log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
+      rows.push(
+        await measureDelivery(ctx, server, pool, target, {
+          load: 'saturated',
+          topics: topics.length,
+          seconds: p.seconds,
+        }),
+      );
+    }
     log(`${scenario.name} ${kind}: ${scenario.rate} events/s for ${p.rateSeconds} s`);
     rows.push(
       await measureDelivery(ctx, server, pool, target, {

@@ -3,6 +3,7 @@ export interface BenchParams {
   /** SSE subscribers of the one fan-out topic. @default 1000 */
   subscribers: number;
   /** Measured seconds of the saturated fan-out run, per server. @default 10 */
+  /** 0: no saturated run (the fixed-rate run then meets a fresh server: its RSS alone). */
   seconds: number;
   /** Events per second of the fixed-rate run. @default 50 */
   rate: number;
@@ -91,7 +92,7 @@ export function readParams(): BenchParams {
   }
   return {
     subscribers: int('BENCH_SUBSCRIBERS', 1000, 1, 15_000),
-    seconds: int('BENCH_SECONDS', 10, 1, 600),
+    seconds: int('BENCH_SECONDS', 10, 0, 600),
     rate: int('BENCH_RATE', 50, 1, 100_000),
     rateSeconds: int('BENCH_RATE_SECONDS', 5, 1, 600),
     window: int('BENCH_WINDOW', 200, 1, 100_000),

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { connectRedis, type RedisConnection } from '@streamcast/engine-redis';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { LogLike, UploadBackend } from './in-process-uploads';
 import { QUEUE_NAME, uploadKeys } from './keys';
@@ -9,6 +9,15 @@ import { failJob, runUploadJob } from './run-upload-job';
 import { startSweeper } from './sweep';
 import type { FileFacts, PublishFn, UploadJobData, UploadSettings } from './types';
 import { RedisUploadStore } from './upload-store';
+
+/**
+ * BullMQ, loaded on first use: a gateway loads it with its first upload, not at start (it is
+ * about 8 MB of a gateway's resident memory, and most gateways never take an upload).
+ */
+function bullmq(): typeof import('bullmq') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (see above)
+  return require('bullmq') as typeof import('bullmq');
+}
 
 export interface RedisUploadOptions {
   /**
@@ -29,7 +38,10 @@ export class BullUploadQueue implements UploadBackend {
   readonly kind = 'bullmq' as const;
   readonly store: RedisUploadStore;
   private readonly client: Redis | Cluster;
-  private readonly queue: Queue<UploadJobData>;
+  /** Made by the first enqueue (see bullmq()). */
+  private queue: Queue<UploadJobData> | undefined;
+  private readonly jobOptions: Queue<UploadJobData>['defaultJobOptions'];
+  private readonly prefix: string;
 
   constructor(options: RedisUploadOptions) {
     const { settings } = options;
@@ -38,27 +50,36 @@ export class BullUploadQueue implements UploadBackend {
       // ioredis reconnects by itself; an upload meanwhile answers 503.
     });
     this.store = new RedisUploadStore(this.client, options.keyPrefix, settings.retentionS);
-    this.queue = new Queue<UploadJobData>(QUEUE_NAME, {
-      connection: this.client,
-      prefix: uploadKeys(options.keyPrefix).bullPrefix,
-      defaultJobOptions: {
-        attempts: settings.attempts,
-        backoff: { type: 'exponential', delay: 1000 },
-        removeOnComplete: { age: settings.retentionS },
-        removeOnFail: { age: settings.retentionS },
-      },
-    });
-    this.queue.on('error', () => {
-      // reported to the caller of add()
-    });
+    this.prefix = uploadKeys(options.keyPrefix).bullPrefix;
+    this.jobOptions = {
+      attempts: settings.attempts,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: settings.retentionS },
+      removeOnFail: { age: settings.retentionS },
+    };
   }
 
   async enqueue(job: UploadJobData): Promise<void> {
-    await this.queue.add('process', job, { jobId: job.jobId });
+    await this.queueOf().add('process', job, { jobId: job.jobId });
+  }
+
+  private queueOf(): Queue<UploadJobData> {
+    if (!this.queue) {
+      const { Queue } = bullmq();
+      this.queue = new Queue<UploadJobData>(QUEUE_NAME, {
+        connection: this.client,
+        prefix: this.prefix,
+        defaultJobOptions: this.jobOptions,
+      });
+      this.queue.on('error', () => {
+        // reported to the caller of add()
+      });
+    }
+    return this.queue;
   }
 
   async close(): Promise<void> {
-    await this.queue.close().catch(() => undefined);
+    await this.queue?.close().catch(() => undefined);
     this.client.disconnect();
   }
 }
@@ -84,6 +105,7 @@ export interface UploadWorker {
 export async function startUploadWorker(options: UploadWorkerOptions): Promise<UploadWorker> {
   const { settings, publish, logger: log } = options;
   await mkdir(settings.dir, { recursive: true, mode: 0o700 });
+  const { Queue, UnrecoverableError, Worker } = bullmq();
   const keys = uploadKeys(options.keyPrefix);
   const client = connectRedis(options.connection, { connectionName: 'sse-upload-worker' });
   client.on('error', () => {

@@ -2,11 +2,21 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fromBuffer } from 'file-type';
-import { imageSize } from 'image-size';
-import { imageSizeFromFile } from 'image-size/fromFile';
 import { mediaTypeMatcher, normalizeMediaType } from './media-types';
 import type { FileFacts } from './types';
+
+/*
+ * file-type and image-size are loaded by the first file processed: a gateway that queues uploads
+ * for workers (with Redis) never processes one, and they are ~8 MB of its resident memory.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on first use (see above) */
+const fileType = (): typeof import('file-type') =>
+  require('file-type') as typeof import('file-type');
+const imageSizes = (): typeof import('image-size') =>
+  require('image-size') as typeof import('image-size');
+const imageSizesFromFile = (): typeof import('image-size/fromFile') =>
+  require('image-size/fromFile') as typeof import('image-size/fromFile');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Why a file can never be processed: retrying would not help. */
 export type PermanentReason = 'FILE_TYPE_UNSUPPORTED' | 'FILE_CORRUPT' | 'FILE_MISSING';
@@ -86,7 +96,7 @@ export async function processFile(
       if (!head) {
         // The first chunk decides the type; a type we refuse is refused before reading on.
         head = Buffer.from(chunk);
-        detected = (await fromBuffer(head))?.mime;
+        detected = (await fileType().fromBuffer(head))?.mime;
         if (detected) checkDetected(detected, declared, accepted, options.types);
         else text.start();
       }
@@ -176,11 +186,11 @@ async function readDimensions(
   let result: { width?: number; height?: number };
   try {
     try {
-      result = imageSize(head);
+      result = imageSizes().imageSize(head);
     } catch (err) {
       // JPEG dimensions may sit after a large EXIF block, beyond the first chunk.
       if (head.length >= size || isUnsupported(err)) throw err;
-      result = await imageSizeFromFile(path);
+      result = await imageSizesFromFile().imageSizeFromFile(path);
     }
   } catch (err) {
     if (isUnsupported(err)) return undefined;
