@@ -124,6 +124,10 @@ export async function startStreamcast(
       REDIS_PREFIX: `bench-${randomUUID().slice(0, 8)}`,
       LOG_LEVEL: 'warn',
       ...(profileDir ? { CPU_PROF_DIR: resolve(profileDir) } : {}),
+      // V8 or Node flags to try on the gateway (e.g. --max-semi-space-size=8).
+      ...(process.env.BENCH_GATEWAY_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }
+        : {}),
       ...options.env,
     },
     {
