@@ -1,5 +1,4 @@
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { ConfigError, engineEnv, parseEnv } from '@streamcast/config';
 import { redisConnection } from '@streamcast/engine-redis';
 import { assertTopic, describe, normalizeEventName } from '@streamcast/protocol';
@@ -9,12 +8,12 @@ import {
   EXIT,
   UsageError,
   note,
-  parseArgsProblem,
+  parseCommandLine,
   parseHttpUrl,
   parseSeconds,
   redactUrl,
   runMain,
-} from './command-line';
+} from '@streamcast/command-line';
 
 const PROGRAM = 'streamcast-publish';
 const DEFAULT_GATEWAY = 'http://127.0.0.1:3000';
@@ -124,25 +123,19 @@ export function main(argv: string[]): void {
 }
 
 async function publishCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        token: { type: 'string' },
-        redis: { type: 'string' },
-        prefix: { type: 'string' },
-        text: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw parseArgsProblem(err);
-  }
+  const parsed = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      redis: { type: 'string' },
+      prefix: { type: 'string' },
+      text: { type: 'boolean' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(PUBLISH_HELP);

@@ -1,16 +1,15 @@
-import { parseArgs } from 'node:util';
 import { isValidTopic, parseCursor } from '@streamcast/protocol';
 import { EventSource, type ErrorEvent, type EventSourceInit, type FetchLike } from 'eventsource';
 import {
   EXIT,
   UsageError,
   note,
-  parseArgsProblem,
+  parseCommandLine,
   parseCount,
   parseHttpUrl,
   parseSeconds,
   runMain,
-} from './command-line';
+} from '@streamcast/command-line';
 import { formatPretty, locateEvent, type TailEvent } from './format-event';
 
 const PROGRAM = 'streamcast-tail';
@@ -103,27 +102,21 @@ export function main(argv: string[]): void {
 }
 
 function parseOptions(argv: string[]): TailOptions | undefined {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        from: { type: 'string' },
-        json: { type: 'boolean' },
-        pretty: { type: 'boolean' },
-        token: { type: 'string' },
-        count: { type: 'string' },
-        timeout: { type: 'string' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw parseArgsProblem(err);
-  }
+  const parsed = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string' },
+      from: { type: 'string' },
+      json: { type: 'boolean' },
+      pretty: { type: 'boolean' },
+      token: { type: 'string' },
+      count: { type: 'string' },
+      timeout: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) return undefined;
   if (positionals.length === 0) throw new UsageError('no topic: give one or more topics');

@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { UsageError, parseCommandLine, runMain } from '@streamcast/command-line';
 import { isValidTopic } from '@streamcast/protocol';
 import { checkAddresses } from './addresses';
 import { renderChart } from './chart';
@@ -112,11 +112,6 @@ Examples:
 From the repository root: npm run loadtest -- --url http://127.0.0.1:3000 -c 1000 -r 100
 `;
 
-/** Bad arguments: one line with a pointer to --help, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 interface Parsed {
   options: LoadTestOptions;
   out: string;
@@ -156,55 +151,38 @@ export function parseOptions(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Parsed | undefined {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        url: { type: 'string', multiple: true },
-        path: { type: 'string' },
-        'publish-url': { type: 'string' },
-        redis: { type: 'string' },
-        'redis-cluster': { type: 'string' },
-        prefix: { type: 'string' },
-        'metrics-url': { type: 'string', multiple: true },
-        token: { type: 'string' },
-        target: { type: 'string', multiple: true },
-        connections: { type: 'string', short: 'c' },
-        topics: { type: 'string' },
-        'topic-prefix': { type: 'string' },
-        rate: { type: 'string', short: 'r' },
-        duration: { type: 'string', short: 'd' },
-        events: { type: 'string', short: 'n' },
-        ramp: { type: 'string' },
-        payload: { type: 'string' },
-        concurrency: { type: 'string' },
-        processes: { type: 'string' },
-        'no-reconnect': { type: 'boolean' },
-        'drain-timeout': { type: 'string' },
-        'connect-timeout': { type: 'string' },
-        out: { type: 'string' },
-        json: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    const error = err as Error & { code?: string };
-    const option = /option '([^']+)'/i.exec(error.message)?.[1];
-    if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
-      throw new UsageError(`unknown option ${option}`);
-    }
-    if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
-      throw new UsageError(`option ${option.replace(/ <value>$/, '')} needs a value`);
-    }
-    if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new UsageError(`unexpected argument: ${error.message.split("'")[1] ?? error.message}`);
-    }
-    throw new UsageError(error.message.split('. ')[0] ?? error.message);
-  }
+  const parsed = parseCommandLine({
+    args: argv,
+    allowPositionals: false,
+    options: {
+      url: { type: 'string', multiple: true },
+      path: { type: 'string' },
+      'publish-url': { type: 'string' },
+      redis: { type: 'string' },
+      'redis-cluster': { type: 'string' },
+      prefix: { type: 'string' },
+      'metrics-url': { type: 'string', multiple: true },
+      token: { type: 'string' },
+      target: { type: 'string', multiple: true },
+      connections: { type: 'string', short: 'c' },
+      topics: { type: 'string' },
+      'topic-prefix': { type: 'string' },
+      rate: { type: 'string', short: 'r' },
+      duration: { type: 'string', short: 'd' },
+      events: { type: 'string', short: 'n' },
+      ramp: { type: 'string' },
+      payload: { type: 'string' },
+      concurrency: { type: 'string' },
+      processes: { type: 'string' },
+      'no-reconnect': { type: 'boolean' },
+      'drain-timeout': { type: 'string' },
+      'connect-timeout': { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const v = parsed.values;
   if (v.help) return undefined;
   const urls = (v.url ?? [env.GATEWAY_URL || DEFAULT_URL]).map((u) => httpUrl('--url', u));
@@ -420,25 +398,7 @@ export async function loadtestCommand(argv: string[]): Promise<number> {
 }
 
 export function main(argv: string[]): void {
-  loadtestCommand(argv).then(
-    (code) => exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        process.stderr.write(`${PROGRAM}: ${err.message} (see ${PROGRAM} --help)\n`);
-        exit(2);
-      } else {
-        process.stderr.write(`${PROGRAM}: ${(err as Error)?.message ?? String(err)}\n`);
-        exit(1);
-      }
-    },
-  );
-}
-
-/** Exits once stdout has taken everything written so far. */
-function exit(code: number): void {
-  process.exitCode = code;
-  if (process.stdout.writableLength === 0) process.exit(code);
-  process.stdout.write('', () => process.exit(code));
+  runMain(PROGRAM, () => loadtestCommand(argv));
 }
 
 if (require.main === module) main(process.argv.slice(2));

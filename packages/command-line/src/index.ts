@@ -1,9 +1,12 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 /**
- * What both command-line tools share: exit codes, one-line errors, option checks, and leaving
- * with every byte of stdout written.
+ * What the command-line tools (streamcast-publish, streamcast-tail, streamcast-loadtest) share:
+ * one option parser, exit codes, one-line errors, option checks, and leaving with every byte of
+ * stdout written.
  */
 
-/** Exit codes of both tools (documented in their --help and docs/tools.md). */
+/** Exit codes of the tools (documented in their --help and docs/tools.md). */
 export const EXIT = {
   ok: 0,
   /** The target could not be reached, or refused (publish); the gateway refused for good (tail). */
@@ -19,6 +22,20 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/**
+ * node:util parseArgs, strict: an unknown option, a missing value or an argument where none is
+ * taken is a UsageError of one short line.
+ */
+export function parseCommandLine<T extends Omit<ParseArgsConfig, 'strict'>>(
+  config: T,
+): ReturnType<typeof parseArgs<T & { strict: true }>> {
+  try {
+    return parseArgs({ ...config, strict: true });
+  } catch (err) {
+    throw parseArgsProblem(err);
+  }
+}
+
 /** Turns node:util parseArgs' errors into one short line. */
 export function parseArgsProblem(err: unknown): UsageError {
   const error = err as Error & { code?: string };
@@ -29,6 +46,9 @@ export function parseArgsProblem(err: unknown): UsageError {
   }
   if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
     return new UsageError(`option ${option.replace(/ <value>$/, '')} needs a value`);
+  }
+  if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    return new UsageError(`unexpected argument: ${error.message.split("'")[1] ?? error.message}`);
   }
   return new UsageError(error.message.split('. ')[0] ?? error.message);
 }
