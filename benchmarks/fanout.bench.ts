@@ -7,8 +7,6 @@
  *   node -r ts-node/register/transpile-only benchmarks/fanout.bench.ts   (this scenario alone)
  */
 import { randomUUID } from 'node:crypto';
-import type { ClientPool, PublishTarget } from '@streamcast/loadtest';
-import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -20,14 +18,11 @@ import {
   type DeliveryRow,
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
-import { header, int, table } from './lib/report';
-import { gatewayRunner, openAll, specsFor, startServer, type ServerKind } from './lib/servers';
+import { header, int, log, table } from './lib/report';
+import { withServer } from './lib/scenario';
+import { gatewayRunner, openAll, specsFor, type ServerKind } from './lib/servers';
 
 export type FanoutRow = DeliveryRow;
-
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
 
 /**
  * Runs the delivery runs of one scenario (fan-out, many topics) against one fresh server
@@ -40,18 +35,14 @@ export async function runDeliveryScenario(
 ): Promise<DeliveryRow[]> {
   const p = ctx.params;
   log(`${scenario.name} ${kind}: starting the server and ${scenario.subscribers} subscribers`);
-  const server = await startServer(kind, ctx.redis.url);
-  let pool: ClientPool | undefined;
-  let target: PublishTarget | undefined;
-  try {
-    pool = await startClients(p.clientProcesses, server.port);
+  return withServer(ctx, kind, {}, async ({ server, pool, useTarget }) => {
     const run = randomUUID().slice(0, 6);
     const topics = Array.from(
       { length: scenario.topics },
       (_, i) => `bench-${scenario.name}-${run}-${i}`,
     );
     await openAll(pool, specsFor(server, topics, scenario.subscribers), kind);
-    target = server.target(topics, p.concurrency);
+    const target = useTarget(server.target(topics, p.concurrency));
     const rows: DeliveryRow[] = [];
     if (p.seconds > 0) {
       log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
@@ -74,15 +65,7 @@ export async function runDeliveryScenario(
     );
     if (server.startupMs !== undefined) for (const row of rows) row.startupMs = server.startupMs;
     return rows;
-  } catch (err) {
-    const output = server.output().trim();
-    if (output) log(`${kind} server output:\n${output}`);
-    throw err;
-  } finally {
-    await target?.close();
-    await pool?.close();
-    await server.stop();
-  }
+  });
 }
 
 /** Fan-out rows of every server asked for (BENCH_ONLY: fanout, naive; Nchan with fanout). */

@@ -4,14 +4,14 @@
  *
  *   node -r ts-node/register/transpile-only benchmarks/idle.bench.ts   (this scenario alone)
  */
-import type { ClientPool, ConnSpec } from '@streamcast/loadtest';
+import type { ConnSpec } from '@streamcast/loadtest';
 import { sleep } from '@streamcast/testing';
-import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
 import { nchanMissing } from './lib/nginx';
 import { openFileLimit, rssBytes } from './lib/procs';
-import { header, int, mb, table } from './lib/report';
-import { gatewayRunner, startServer, type ServerKind, type ServerUnderTest } from './lib/servers';
+import { header, int, log, mb, table } from './lib/report';
+import { withServer } from './lib/scenario';
+import { gatewayRunner, type ServerKind, type ServerUnderTest } from './lib/servers';
 
 const BATCH = 500;
 
@@ -36,10 +36,6 @@ export interface IdleResult {
   /** Start to ready of the server, when it reports it (the gateway). */
   startupMs?: number;
   samples: IdleSample[];
-}
-
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
 }
 
 /** RSS of every process of the server (Nchan: master and worker). */
@@ -109,14 +105,12 @@ export async function runIdle(
   log(
     `idle ${kind}: starting the server and ${p.idleConnections} connections over ${p.idleTopics} topics`,
   );
-  const server = await startServer(kind, ctx.redis.url, { instrumented: true });
-  let pool: ClientPool | undefined;
-  try {
-    // Enough processes that none holds more than ~5,000 sockets.
-    pool = await startClients(
-      Math.max(p.clientProcesses, Math.ceil(p.idleConnections / Math.min(5000, limit - 256))),
-      server.port,
-    );
+  // Enough client processes that none holds more than ~5,000 sockets.
+  const processes = Math.max(
+    p.clientProcesses,
+    Math.ceil(p.idleConnections / Math.min(5000, limit - 256)),
+  );
+  return withServer(ctx, kind, { processes, instrumented: true }, async ({ server, pool }) => {
     const topics = Array.from({ length: p.idleTopics }, (_, i) => `bench-idle-${i}`);
     const spec = (i: number): ConnSpec => {
       const k = i % p.idleTopics;
@@ -162,14 +156,7 @@ export async function runIdle(
       ...(server.startupMs === undefined ? {} : { startupMs: server.startupMs }),
       samples,
     };
-  } catch (err) {
-    const output = server.output().trim();
-    if (output) log(`gateway output:\n${output}`);
-    throw err;
-  } finally {
-    await pool?.close();
-    await server.stop();
-  }
+  });
 }
 
 /** Idle runs of every server asked for: streamcast, then Nchan when installed. */

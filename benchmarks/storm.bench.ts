@@ -23,7 +23,7 @@ import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
 import { drain } from './lib/delivery';
 import { nchanMissing, startBalancer, type NginxProcess } from './lib/nginx';
-import { int, header, ms, table } from './lib/report';
+import { header, int, log, ms, table } from './lib/report';
 import {
   CLIENT_CORE,
   SERVER_CORE,
@@ -57,10 +57,6 @@ export interface StormRow {
 const BATCH = 500;
 const RUN = 1;
 const STORM_TIMEOUT_MS = 30_000;
-
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
 
 /** Subscribers a server holds, from its own figures: /metrics (gateway), /nchan_status. */
 async function subscribersOn(server: ServerUnderTest): Promise<number> {

@@ -8,8 +8,7 @@
  *   node -r ts-node/register/transpile-only benchmarks/throughput.bench.ts   (this scenario alone)
  */
 import { randomUUID } from 'node:crypto';
-import { scrapeMetrics, type ClientPool, type PublishTarget } from '@streamcast/loadtest';
-import { startClients } from './lib/clients';
+import { scrapeMetrics } from '@streamcast/loadtest';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -19,8 +18,9 @@ import {
   type DeliveryRow,
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
-import { header, int, table } from './lib/report';
-import { openAll, specsFor, startServer, type ServerKind } from './lib/servers';
+import { header, int, log, table } from './lib/report';
+import { withServer } from './lib/scenario';
+import { openAll, specsFor, type ServerKind } from './lib/servers';
 
 export interface ThroughputRow extends DeliveryRow {
   /** From the gateway's /metrics (undefined for Nchan). */
@@ -28,46 +28,35 @@ export interface ThroughputRow extends DeliveryRow {
   resets?: number;
 }
 
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
-
 async function runOne(ctx: BenchContext, kind: ServerKind): Promise<ThroughputRow> {
   const p = ctx.params;
   log(`throughput ${kind}: starting the server and ${p.tpSubscribers} subscribers`);
-  const server = await startServer(kind, ctx.redis.url);
-  let pool: ClientPool | undefined;
-  let target: PublishTarget | undefined;
-  try {
-    pool = await startClients(p.clientProcesses, server.port, { reconnect: true });
-    const run = randomUUID().slice(0, 6);
-    const topics = Array.from({ length: p.tpTopics }, (_, i) => `bench-tp-${run}-${i}`);
-    await openAll(pool, specsFor(server, topics, p.tpSubscribers), kind);
-    target = server.target(topics, p.concurrency);
-    const before = await scrapeMetrics(server.url);
-    log(`throughput ${kind}: open loop for ${p.tpSeconds} s`);
-    const row: ThroughputRow = await measureDelivery(ctx, server, pool, target, {
-      load: 'open loop',
-      topics: topics.length,
-      seconds: p.tpSeconds,
-      openLoop: true,
-    });
-    const after = await scrapeMetrics(server.url);
-    if (before && after) {
-      const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? NaN);
-      row.slowDisconnects = delta('sse_slow_client_disconnects_total');
-      row.resets = delta('sse_resets_total');
-    }
-    return row;
-  } catch (err) {
-    const output = server.output().trim();
-    if (output) log(`${kind} server output:\n${output}`);
-    throw err;
-  } finally {
-    await target?.close();
-    await pool?.close();
-    await server.stop();
-  }
+  return withServer(
+    ctx,
+    kind,
+    { clients: { reconnect: true } },
+    async ({ server, pool, useTarget }) => {
+      const run = randomUUID().slice(0, 6);
+      const topics = Array.from({ length: p.tpTopics }, (_, i) => `bench-tp-${run}-${i}`);
+      await openAll(pool, specsFor(server, topics, p.tpSubscribers), kind);
+      const target = useTarget(server.target(topics, p.concurrency));
+      const before = await scrapeMetrics(server.url);
+      log(`throughput ${kind}: open loop for ${p.tpSeconds} s`);
+      const row: ThroughputRow = await measureDelivery(ctx, server, pool, target, {
+        load: 'open loop',
+        topics: topics.length,
+        seconds: p.tpSeconds,
+        openLoop: true,
+      });
+      const after = await scrapeMetrics(server.url);
+      if (before && after) {
+        const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? NaN);
+        row.slowDisconnects = delta('sse_slow_client_disconnects_total');
+        row.resets = delta('sse_resets_total');
+      }
+      return row;
+    },
+  );
 }
 
 export async function runThroughput(ctx: BenchContext): Promise<ThroughputRow[]> {

@@ -9,7 +9,7 @@ import {
 import { sleep } from '@streamcast/testing';
 import type { BenchContext } from './context';
 import { CpuMeter, machineCpuSeconds, processesCpuSeconds, rssBytes } from './procs';
-import { int, mb, ms, pct } from './report';
+import { int, log, mb, ms, pct } from './report';
 import type { ServerUnderTest } from './servers';
 
 /** One measured run of events through a server to its subscribers. */
@@ -65,10 +65,6 @@ function rssSampler(server: ServerUnderTest): { stop(): number } {
 }
 
 let runs = 0;
-
-function log(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
 
 /**
  * Publishes through `target` to the subscribers of `pool` and measures. Closed loop (`window`)

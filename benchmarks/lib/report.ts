@@ -81,3 +81,8 @@ export function pct(share: number): string {
 export function mb(bytes: number): string {
   return Number.isFinite(bytes) ? (bytes / 1e6).toFixed(1) : '-';
 }
+
+/** A scenario's progress line, on stderr (the tables go to stdout). */
+export function log(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
