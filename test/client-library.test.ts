@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import {
   waitFor,
   type GatewayProcess,
 } from '@streamcast/testing';
+import { createBroadcaster, sse, type Broadcaster } from '@streamcast/express';
+import express from 'express';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 /**
@@ -675,6 +677,64 @@ describe('@streamcast/client behind a balancer that answers 503', () => {
     expect(seen.states).toContain('reconnecting');
     expect(seen.errors.every((e) => !e.fatal)).toBe(true);
     expect(downAt).toBeLessThan(upAt);
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
+
+describe('@streamcast/client in an Express app that serves no /poll', () => {
+  let broadcaster: Broadcaster;
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    broadcaster = await createBroadcaster({
+      redisUrl: testRedisUrl(),
+      keyPrefix: testPrefix(),
+      retryMs: 200,
+    });
+    const app = express();
+    app.get('/', (_req, res) => {
+      res.sendFile(join(webRoot, 'index.html'));
+    });
+    // The plain script the package ships (built by the test setup), as a host app would serve it.
+    const script = readFileSync(require.resolve('@streamcast/client/streamcast-client.js'), 'utf8');
+    app.get('/streamcast-client.js', (_req, res) => {
+      res.type('text/javascript').send(script);
+    });
+    // Streams only: GET /poll gets Express's own 404, an HTML page.
+    app.get('/events', sse({ broadcaster }));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await broadcaster?.close();
+    await new Promise<void>((resolve) => {
+      server?.close(() => resolve());
+      server?.closeAllConnections();
+    });
+  });
+
+  it("streams (and resumes) over SSE when the start-cursor probe meets the host's HTML 404", async () => {
+    const { page, requests, errors } = await openClientPage(url);
+    const topic = `express/${Date.now()}`;
+    await startClient(page, { topics: [topic], types: ['note'] });
+    await until(page, (s) => s.state === 'open', 'the client to open');
+    for (const n of range(1, 3)) await broadcaster.publish(topic, 'note', { n });
+    let seen = await until(page, (s) => s.events.length >= 3, '3 events');
+    expect(numbers(seen.events)).toEqual([1, 2, 3]);
+    // The probe was answered 404 by Express: no poll route, not a refusal of the stream.
+    const probe = requests.find((r) => r.path === '/poll');
+    expect(probe?.status).toBe(404);
+    expect(seen.errors.filter((e) => e.fatal)).toEqual([]);
+    expect(seen.transport).toBe('sse');
+    // The stream ends (every connection closed by the host): the client resumes from its cursor.
+    server.closeAllConnections();
+    for (const n of range(4, 5)) await broadcaster.publish(topic, 'note', { n });
+    seen = await until(page, (s) => s.events.length >= 5, '5 events after the reconnection');
+    expect(numbers(seen.events)).toEqual(range(1, 5));
+    expect(seen.state).toBe('open');
     expect(errors).toEqual([]);
   }, 60_000);
 });

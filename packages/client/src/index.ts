@@ -173,7 +173,7 @@ export class StreamcastClient<E extends EventMap = EventMap> {
   private probeDue = false;
   /** A probe poll was answered while SSE would not open: one more SSE failure and we poll. */
   private pollAnswered = false;
-  /** The gateway has no poll route (404 NOT_FOUND): no fallback, no start cursor. */
+  /** The server has no poll route (see isMissingRoute): no fallback, no start cursor. */
   private pollMissing = false;
   private expiredRetried = false;
   private readonly onOnline = () => {
@@ -591,9 +591,17 @@ function isPollAnswer(body: unknown): body is PollAnswer {
   return typeof answer?.lastEventId === 'string' && Array.isArray(answer.events);
 }
 
-/** The gateway has no poll route: 404 NOT_FOUND (other 404s are fatal refusals). */
+/**
+ * The server has no poll route: a 404 that is a gateway's NOT_FOUND, or not the API's at all (no
+ * error code: an embedding app's own 404 page, Express's HTML one). A 404 with another API code
+ * is a refusal, and fatal.
+ */
 function isMissingRoute(err: unknown): boolean {
-  return err instanceof StreamcastError && err.status === 404 && err.code === 'NOT_FOUND';
+  return (
+    err instanceof StreamcastError &&
+    err.status === 404 &&
+    (err.code === 'NOT_FOUND' || err.code === undefined)
+  );
 }
 
 function asError(err: unknown): StreamcastError {
