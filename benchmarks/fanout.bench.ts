@@ -134,7 +134,9 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
     'of the slowest subscriber. Latency: publish call -> frame parsed by the client, for events sent while',
     'measuring; lost/dup: exact, from per-topic sequence numbers. "per server CPU-s": deliveries/s divided',
     'by the server\'s CPU (the per-core figure); "others CPU": processes not started by the benchmark;',
-    '"server RSS (peak)": the highest VmRSS of the server\'s processes while measuring, every 100 ms.',
+    '"server RSS (peak)": the highest VmRSS of the server\'s processes while measuring, every 100 ms;',
+    '"loop" and "GC": the gateway\'s event-loop delay (p99, max) and garbage collection (pause ms per',
+    'second, pauses) while measuring, from its /metrics (prom-client); Nchan has neither.',
   );
   return out.join('\n');
 }

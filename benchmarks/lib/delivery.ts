@@ -3,6 +3,7 @@ import {
   account,
   now,
   percentileUs,
+  scrapeMetrics,
   type ClientPool,
   type PublishTarget,
 } from '@streamcast/loadtest';
@@ -44,6 +45,37 @@ export interface DeliveryRow {
   foreignCpu: number;
   /** Highest RSS of the server process(es) while measuring (sampled every 100 ms), in bytes. */
   rssPeak: number;
+  /** The gateway's event-loop delay while measuring (its /metrics; NaN for other servers), ms. */
+  loopP99Ms: number;
+  loopMaxMs: number;
+  /** The gateway's garbage collection while measuring: ms of pauses per second, and pauses. */
+  gcMsPerS: number;
+  gcPauses: number;
+}
+
+/**
+ * What the gateway's /metrics say of the interval between two scrapes: event-loop delay (prom-
+ * client resets its histogram at every scrape, so the second scrape covers just the interval)
+ * and garbage collection (cumulative: the difference). NaN without metrics (Nchan, naive).
+ */
+function runtimeFigures(
+  before: Map<string, number> | undefined,
+  after: Map<string, number> | undefined,
+  seconds: number,
+): Pick<DeliveryRow, 'loopP99Ms' | 'loopMaxMs' | 'gcMsPerS' | 'gcPauses'> {
+  const read = (m: Map<string, number> | undefined, name: string) => m?.get(name) ?? NaN;
+  return {
+    loopP99Ms: read(after, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+    loopMaxMs: read(after, 'nodejs_eventloop_lag_max_seconds') * 1000,
+    gcMsPerS:
+      ((read(after, 'nodejs_gc_duration_seconds_sum') -
+        read(before, 'nodejs_gc_duration_seconds_sum')) *
+        1000) /
+      seconds,
+    gcPauses:
+      read(after, 'nodejs_gc_duration_seconds_count') -
+      read(before, 'nodejs_gc_duration_seconds_count'),
+  };
 }
 
 /** The server's RSS, sampled every 100 ms until stop(); stop() returns the highest seen. */
@@ -123,12 +155,16 @@ export async function measureDelivery(
   let otherShare: number;
   let foreignShare: number;
   let rssPeak: number;
+  let metricsBefore: Map<string, number> | undefined;
+  let metricsAfter: Map<string, number> | undefined;
   publisher.start();
   try {
     // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
     await sleep(run.rate === undefined ? 1000 : 500);
     // Latencies count for events sent from here until the end of the interval.
     await pool.window({ start: now() });
+    // Also resets the gateway's event-loop delay histogram: the next scrape covers the interval.
+    metricsBefore = await scrapeMetrics(server.url);
     first = await mark();
     serverCpu.start();
     otherCpu.start();
@@ -136,6 +172,7 @@ export async function measureDelivery(
     const rss = rssSampler(server);
     await sleep(run.seconds * 1000);
     last = await mark();
+    metricsAfter = await scrapeMetrics(server.url);
     rssPeak = rss.stop();
     serverShare = serverCpu.stop();
     otherShare = otherCpu.stop();
@@ -173,6 +210,7 @@ export async function measureDelivery(
     otherCpu: otherShare,
     foreignCpu: foreignShare,
     rssPeak,
+    ...runtimeFigures(metricsBefore, metricsAfter, (last.at - first.at) / 1000),
   };
   report.histogram.destroy();
   return row;
@@ -222,6 +260,10 @@ export const DELIVERY_HEAD = [
   'p99 ms',
   'max ms',
   'server RSS MB (peak)',
+  'loop p99 ms',
+  'loop max ms',
+  'GC ms/s',
+  'GC pauses',
   'lost',
   'dup',
   'server CPU',
@@ -240,6 +282,10 @@ export function deliveryCells(r: DeliveryRow): string[] {
     ms(r.p99),
     ms(r.max),
     mb(r.rssPeak),
+    num(r.loopP99Ms),
+    num(r.loopMaxMs),
+    num(r.gcMsPerS),
+    Number.isFinite(r.gcPauses) ? int(r.gcPauses) : '-',
     `${int(r.lost)}${r.dropped > 0 ? ` (${r.dropped} dropped)` : ''}${r.publishErrors > 0 ? ` (${r.publishErrors} publish errors)` : ''}`,
     int(r.duplicated),
     pct(r.serverCpu),
@@ -276,4 +322,9 @@ export function foreignWarning(rows: Array<{ foreignCpu: number }>): string[] {
           'measured ("others CPU"): the figures are disturbed; rerun on a quiet machine.',
       ]
     : [];
+}
+
+/** A figure to one decimal, '-' when there is none. */
+function num(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(1) : '-';
 }
