@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import {
   RedisProcess,
   SseClient,
@@ -403,17 +404,6 @@ describe('two gateways on one Redis', () => {
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
-      [
-        'publish: body too large',
-        '/publish',
-        {
-          method: 'POST',
-          headers: json,
-          body: JSON.stringify({ topic: 'a', data: 'x'.repeat(1024 * 1024 + 10) }),
-        },
-        413,
-        'BODY_TOO_LARGE',
-      ],
     ];
     for (const [name, path, init, status, code] of cases) {
       const res = await fetch(`${b.url}${path}`, init);
@@ -423,6 +413,13 @@ describe('two gateways on one Redis', () => {
       const health = await fetch(`${b.url}/healthz`);
       expect(health.status).toBe(200);
     }
+    // A body over the limit is refused on its Content-Length, and the gateway closes the
+    // connection without reading the rest. A client still writing the body then races that
+    // close (fetch on Node 26 fails with EPIPE where Node 24's did not): this one sends only
+    // the headers, and nothing is in flight when the answer comes.
+    const tooLarge = await postHeadersOnly(`${b.url}/publish`, 1024 * 1024 + 10);
+    expect([tooLarge.status, tooLarge.body.error?.code]).toEqual([413, 'BODY_TOO_LARGE']);
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
     const id = await publishHttp(a.url, 'witness', undefined, 'still here');
     await witness.waitForEvents(1);
     expect(witness.events).toEqual([{ id, event: 'message', data: '"still here"' }]);
@@ -567,3 +564,34 @@ describe('when Redis goes away', () => {
     expect(sub.data()).toEqual([0, 1, 2, 'after', 'later']);
   });
 });
+
+/** POST with a JSON Content-Length of `bytes` and no body; resolves to the answer. */
+function postHeadersOnly(
+  url: string,
+  bytes: number,
+): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(bytes) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          req.destroy();
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          } catch (err) {
+            reject(new Error(`answer ${res.statusCode}: ${text}`, { cause: err }));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+}
