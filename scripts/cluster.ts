@@ -183,6 +183,31 @@ export function ensureSelfSignedCert(dir = DEFAULT_CERT_DIR): {
   return { certFile, keyFile };
 }
 
+/**
+ * The arguments of every redis-server the cluster runs: on 127.0.0.1:`port`, data in `dir`, AOF
+ * fsynced every second (as in compose: a restarted Redis keeps history, so cursors stay valid).
+ */
+function redisServerArgs(port: number, dir: string): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--loglevel',
+    'warning',
+  ];
+}
+
 async function waitUntil(
   check: () => Promise<boolean> | boolean,
   what: string,
@@ -542,24 +567,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       redis = spawnChild(
         'redis',
         redisServerPath(),
-        [
-          '--port',
-          String(redisPort),
-          '--bind',
-          '127.0.0.1',
-          '--dir',
-          data,
-          '--appendonly',
-          'yes',
-          '--appendfsync',
-          'everysec',
-          '--save',
-          '',
-          '--daemonize',
-          'no',
-          '--loglevel',
-          'warning',
-        ],
+        redisServerArgs(redisPort, data),
         { PATH: baseEnv.PATH ?? '' },
         // Its own process group: Ctrl-C at a terminal reaches every other process at once, and
         // Redis must outlive the gateways' shutdown (stop() ends it last).
@@ -781,22 +789,7 @@ async function startRedisCluster(
       `redis-${i + 1}`,
       redisServerPath(),
       [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        data,
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'everysec',
-        '--save',
-        '',
-        '--daemonize',
-        'no',
-        '--loglevel',
-        'warning',
+        ...redisServerArgs(port, data),
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',

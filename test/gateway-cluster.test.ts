@@ -1,4 +1,3 @@
-import { request } from 'node:http';
 import {
   RedisProcess,
   SseClient,
@@ -417,7 +416,10 @@ describe('two gateways on one Redis', () => {
     // connection without reading the rest. A client still writing the body then races that
     // close (fetch on Node 26 fails with EPIPE where Node 24's did not): this one sends only
     // the headers, and nothing is in flight when the answer comes.
-    const tooLarge = await postHeadersOnly(`${b.url}/publish`, 1024 * 1024 + 10);
+    const tooLarge = await fetchJson(`${b.url}/publish`, {
+      method: 'POST',
+      headers: { ...json, 'content-length': String(1024 * 1024 + 10) },
+    });
     expect([tooLarge.status, tooLarge.body.error?.code]).toEqual([413, 'BODY_TOO_LARGE']);
     expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
     const id = await publishHttp(a.url, 'witness', undefined, 'still here');
@@ -564,34 +566,3 @@ describe('when Redis goes away', () => {
     expect(sub.data()).toEqual([0, 1, 2, 'after', 'later']);
   });
 });
-
-/** POST with a JSON Content-Length of `bytes` and no body; resolves to the answer. */
-function postHeadersOnly(
-  url: string,
-  bytes: number,
-): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'content-length': String(bytes) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          req.destroy();
-          try {
-            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
-          } catch (err) {
-            reject(new Error(`answer ${res.statusCode}: ${text}`, { cause: err }));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.flushHeaders();
-  });
-}
