@@ -5,8 +5,10 @@ import {
   fetchJson,
   legacyCursor,
   publishHttp,
+  readMetric,
   sleep,
   startGatewayProcess,
+  sumSamples,
   testPrefix,
   testRedisUrl,
   waitFor,
@@ -428,6 +430,52 @@ describe('two gateways on one Redis', () => {
     expect(witness.ended).toBe(false);
   });
 
+  it('times every delivery: the latency histogram counts what sse_events_delivered_total counts', async () => {
+    const g = await startGatewayProcess({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix });
+    try {
+      const clients = await Promise.all(
+        [...Array(30).keys()].map((i) =>
+          SseClient.open(`${g.url}/events?topic=timed${i % 3 === 0 ? '&topic=timed-2' : ''}`),
+        ),
+      );
+      await Promise.all(clients.map((c) => waitFor(() => c.raw.length > 0, 'stream start')));
+      for (let i = 0; i < 20; i++) await publishHttp(g.url, 'timed', undefined, i);
+      await publishHttp(g.url, 'timed-2', undefined, 'other');
+      await Promise.all(clients.map((c, i) => c.waitForEvents(i % 3 === 0 ? 21 : 20)));
+      // A late stream resumes after the first event: 19 from history, while catching up.
+      const late = await SseClient.open(`${g.url}/events?topic=timed`, {
+        'last-event-id': clients[1]?.events[0]?.id as string,
+      });
+      await late.waitForEvents(19);
+      const text = (await fetchJson(`${g.url}/metrics`)).body as string;
+      const delivered = sumSamples(text, 'sse_events_delivered_total');
+      expect(delivered).toBe(30 * 20 + 10 + 19);
+      expect(sumSamples(text, 'sse_delivery_latency_seconds_count{path="live"}')).toBe(610);
+      expect(sumSamples(text, 'sse_delivery_latency_seconds_count{path="catchup"}')).toBe(19);
+      expect(sumSamples(text, 'sse_delivery_latency_seconds_bucket{path="live",le="+Inf"}')).toBe(
+        610,
+      );
+      expect(sumSamples(text, 'sse_pubsub_lag_seconds_count')).toBe(21);
+      expect(sumSamples(text, 'sse_engine_command_duration_seconds_count{command="publish"}')).toBe(
+        21,
+      );
+      // Buckets are cumulative, and nothing on one machine takes past 10 s.
+      const buckets = [
+        ...text.matchAll(
+          /^sse_delivery_latency_seconds_bucket\{path="live",le="([^"]+)"\} (\S+)$/gm,
+        ),
+      ];
+      const counts = buckets.map((m) => Number(m[2]));
+      expect(counts).toEqual([...counts].sort((a, b) => a - b));
+      expect(sumSamples(text, 'sse_delivery_latency_seconds_bucket{path="live",le="10"}')).toBe(
+        610,
+      );
+      for (const c of [...clients, late]) c.close();
+    } finally {
+      await g.stop();
+    }
+  });
+
   it('leaves no connection, topic or Redis subscription behind after 1,000 streams come and go', async () => {
     const g = await startGatewayProcess({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix });
     const redis = new Redis(testRedisUrl());
@@ -441,13 +489,12 @@ describe('two gateways on one Redis', () => {
         await Promise.all(batch.map((c) => waitFor(() => c.raw.length > 0, 'stream start')));
         for (const client of batch) client.close();
       }
-      const metric = async (name: string) => {
-        const text = (await fetchJson(`${g.url}/metrics`)).body as string;
-        return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-      };
+      const metric = (name: string) => readMetric(g.url, name);
       await waitFor(async () => (await metric('sse_connections')) === 0, 'no open connections');
       await waitFor(async () => (await metric('sse_topics')) === 0, 'no live topics');
       expect(await metric('sse_connections_opened_total')).toBe(1000);
+      expect(await metric('sse_connections_closed_total{reason="client"}')).toBe(1000);
+      expect(await metric('sse_connections_closed_total')).toBe(1000);
       const channels = (await redis.pubsub('CHANNELS', `${prefix}:{churn-*`)) as string[];
       expect(channels).toEqual([]);
     } finally {

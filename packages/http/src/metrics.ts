@@ -1,5 +1,11 @@
-import type { Hub } from '@streamcast/hub';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CLOSE_REASONS, type DurationHistogram, type Hub } from '@streamcast/hub';
+import {
+  Counter,
+  Gauge,
+  Registry,
+  collectDefaultMetrics,
+  type MetricValueWithName,
+} from 'prom-client';
 import type { Guard } from './guard';
 
 /**
@@ -45,7 +51,6 @@ export function createMetrics(
       () => hub.stats.published,
     ],
     ['sse_events_delivered_total', 'Event frames written to streams', () => hub.stats.delivered],
-    ['sse_resets_total', 'reset events sent', () => hub.stats.resets],
     [
       'sse_slow_client_disconnects_total',
       'Streams dropped because their send queue passed MAX_QUEUE_BYTES',
@@ -79,8 +84,119 @@ export function createMetrics(
       },
     });
   }
+  new Counter({
+    name: 'sse_resets_total',
+    help: 'reset events sent, by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(hub.stats.resetReasons)) {
+        this.inc({ reason }, count);
+      }
+    },
+  });
+  new Counter({
+    name: 'sse_connections_closed_total',
+    help: 'Event streams ended, by reason: client, drain, shutdown, lifetime, slow, token_expired, error',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const reason of CLOSE_REASONS) this.inc({ reason }, hub.stats.closes[reason]);
+    },
+  });
+  new Gauge({
+    name: 'sse_queued_bytes',
+    help: 'Bytes written to event streams and not yet taken by the kernel, over all streams',
+    registers: [registry],
+    collect() {
+      this.set(hub.queuedBytes());
+    },
+  });
+  new Gauge({
+    name: 'sse_engine_link_up',
+    help: '1 while the link to the engine (Redis) is up',
+    registers: [registry],
+    collect() {
+      this.set(hub.engineLinkUp && hub.engine.isReady() ? 1 : 0);
+    },
+  });
+  const t = hub.timings;
+  registry.registerMetric(
+    histogram(
+      'sse_delivery_latency_seconds',
+      "From an event's stored time (its id) to its frame handed to a stream's socket; path: live, or catchup (history and events held while a stream catches up)",
+      'path',
+      [
+        ['live', t.live],
+        ['catchup', t.catchup],
+      ],
+    ),
+  );
+  registry.registerMetric(
+    histogram(
+      'sse_pubsub_lag_seconds',
+      "From an event's stored time to its pub/sub message reaching this gateway",
+      undefined,
+      [['', t.pubsub]],
+    ),
+  );
+  registry.registerMetric(
+    histogram(
+      'sse_engine_command_duration_seconds',
+      'Engine round trips (with Redis: the publish script, history reads), by command',
+      'command',
+      [
+        ['publish', t.publish],
+        ['read', t.read],
+      ],
+    ),
+  );
   if (guard) addGuardMetrics(registry, guard, limits);
   return registry;
+}
+
+/**
+ * A Prometheus histogram read from the hub's DurationHistograms at scrape time (prom-client's
+ * own Histogram takes one observation a call; the hub counts many deliveries in one).
+ */
+function histogram(
+  name: string,
+  help: string,
+  label: string | undefined,
+  series: Array<[string, DurationHistogram]>,
+): Parameters<Registry['registerMetric']>[0] {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get(): { name: string; help: string; type: string; aggregator: string; values: unknown[] } {
+      const values: Array<MetricValueWithName<string>> = [];
+      for (const [value, h] of series) {
+        const labels: Record<string, string> = label ? { [label]: value } : {};
+        let cumulative = 0;
+        h.bounds.forEach((le, i) => {
+          cumulative += h.counts[i] as number;
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { ...labels, le },
+            value: cumulative,
+          });
+        });
+        values.push({
+          metricName: `${name}_bucket`,
+          labels: { ...labels, le: '+Inf' },
+          value: h.count,
+        });
+        values.push({ metricName: `${name}_sum`, labels, value: h.sum });
+        values.push({ metricName: `${name}_count`, labels, value: h.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+  return metric as unknown as Parameters<Registry['registerMetric']>[0];
 }
 
 function addGuardMetrics(registry: Registry, guard: Guard, other: Record<string, number>): void {

@@ -17,6 +17,9 @@ import type { Hub } from './hub';
 import { judge, settleWaiting } from './placement';
 import type { ResetReason } from './types';
 
+/** Live deliveries counted (and timed) together, see Channel.dispatch. */
+const DELIVERY_CHUNK = 64;
+
 /** Bounds of a channel's recent events (Channel.remember). */
 export const RECENT_MAX_EVENTS = 128;
 const RECENT_MAX_BYTES = 64 * 1024;
@@ -150,7 +153,7 @@ export class Channel {
     try {
       for (let rounds = 0; ; rounds++) {
         if (this.closed) return;
-        const page = await this.hub.engine.read(this.topic, this.lastId, this.hub.options.pageSize);
+        const page = await this.hub.read(this.topic, this.lastId, this.hub.options.pageSize);
         if (this.closed) return;
         const verdict = judge(this.epoch, this.lastId, page);
         if (verdict) {
@@ -224,20 +227,34 @@ export class Channel {
     if (event.private !== undefined) {
       this.dispatchPrivate(event, suffix);
     } else {
+      const hub = this.hub;
+      const id = event.id;
       const body = encodeEventBody(event.event, event.data);
+      // Counted (with the time) every DELIVERY_CHUNK writes: a few clock reads per event.
+      let n = 0;
       if (this.solo.size > 0) {
         const frame = Buffer.from(`${this.soloId}${suffix}\n${body}`);
-        for (const conn of this.solo) conn.write(frame);
+        for (const conn of this.solo) {
+          conn.write(frame);
+          if (++n === DELIVERY_CHUNK) {
+            hub.delivered(id, n);
+            n = 0;
+          }
+        }
       }
       for (const member of this.multi) {
         member.epoch = event.epoch;
-        member.lastId = event.id;
+        member.lastId = id;
         member.suffix = suffix;
         member.conn.writeEvent(body);
+        if (++n === DELIVERY_CHUNK) {
+          hub.delivered(id, n);
+          n = 0;
+        }
       }
+      hub.delivered(id, n);
     }
     for (const member of this.pending) member.hold(event);
-    this.hub.stats.delivered += this.solo.size + this.multi.size;
     settleWaiting(this);
   }
 
@@ -269,6 +286,7 @@ export class Channel {
       for (const conns of byMask.values()) {
         const frame = Buffer.from(`${this.soloId}${suffix}\n${bodyFor(conns[0] as Connection)}`);
         for (const conn of conns) conn.write(frame);
+        this.hub.delivered(event.id, conns.length);
       }
     }
     for (const member of this.multi) {
@@ -277,6 +295,7 @@ export class Channel {
       member.suffix = suffix;
       member.conn.writeEvent(bodyFor(member.conn));
     }
+    this.hub.delivered(event.id, this.multi.size);
   }
 
   private reset(reason: ResetReason, epoch: string, id: StreamId): void {
@@ -296,7 +315,7 @@ export class Channel {
       member.setPosition(epoch, id);
       member.conn.writeEvent(body);
     }
-    this.hub.stats.resets += this.solo.size + this.multi.size;
+    this.hub.countResets(reason, this.solo.size + this.multi.size);
     this.hub.options.logger.warn({ topic: this.topic, reason }, 'history gap; streams reset');
     settleWaiting(this);
   }

@@ -15,6 +15,7 @@ import {
 } from '@streamcast/protocol';
 import type { Channel } from './channel';
 import type { Hub } from './hub';
+import type { CloseReason } from './latency';
 import type { Sink } from './types';
 
 /*
@@ -68,6 +69,8 @@ export class Connection {
   readonly members: Member[] = [];
   begun = false;
   closed = false;
+  /** Why the hub is ending this stream, for the close it causes (else: the client left). */
+  ending: CloseReason | undefined;
   lastWrite = 0;
   /** When the stream is closed for its age (HubOptions.maxLifetimeMs), in ms since the epoch. */
   readonly endsAt: number;

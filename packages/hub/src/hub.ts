@@ -1,4 +1,4 @@
-import type { Engine, StoredEvent } from '@streamcast/engine';
+import type { Engine, HistoryPage, StoredEvent } from '@streamcast/engine';
 import {
   HEARTBEAT,
   NotReady,
@@ -6,12 +6,27 @@ import {
   placeCursor,
   singleTopicCursor,
   type ParsedCursor,
+  type StreamId,
   type Viewer,
 } from '@streamcast/protocol';
 import { Channel, RECENT_MAX_EVENTS } from './channel';
 import { Connection, Member } from './connection';
+import {
+  CLOSE_REASONS,
+  COMMAND_BUCKETS_S,
+  DELIVERY_BUCKETS_S,
+  DurationHistogram,
+  storedMs,
+  type CloseReason,
+} from './latency';
 import { fill, goLive, placeMember, writeEntries, writeResets, type Plan } from './placement';
-import { DEFAULT_HUB_OPTIONS, type HubOptions, type HubStats, type Sink } from './types';
+import {
+  DEFAULT_HUB_OPTIONS,
+  type HubOptions,
+  type HubStats,
+  type ResetReason,
+  type Sink,
+} from './types';
 
 /**
  * The per-process fan-out. One engine subscription per topic (a Channel, reference counted),
@@ -41,6 +56,20 @@ export class Hub {
     gapRepairs: 0,
     expired: 0,
     lifetimeCloses: 0,
+    resetReasons: { 'history-trimmed': 0, 'history-lost': 0, 'cursor-unknown': 0 },
+    closes: Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>,
+  };
+  /**
+   * Durations for /metrics: from an event's stored time (its id) to its frame being handed to
+   * the stream's socket, live or while catching up; to its pub/sub message reaching this
+   * process; and the engine's publish and history reads, round trip.
+   */
+  readonly timings = {
+    live: new DurationHistogram(DELIVERY_BUCKETS_S),
+    catchup: new DurationHistogram(DELIVERY_BUCKETS_S),
+    pubsub: new DurationHistogram(DELIVERY_BUCKETS_S),
+    publish: new DurationHistogram(COMMAND_BUCKETS_S),
+    read: new DurationHistogram(COMMAND_BUCKETS_S),
   };
   private readonly channels = new Map<string, Channel>();
   private readonly connections = new Set<Connection>();
@@ -73,7 +102,11 @@ export class Hub {
   /** Stops the sweep and ends every stream; the engine is closed by its owner. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    for (const conn of [...this.connections]) conn.endWithRetry(this.options.retryMs);
+    for (const conn of [...this.connections]) {
+      conn.ending = 'shutdown';
+      conn.endWithRetry(this.options.retryMs);
+      this.drop(conn, 'shutdown');
+    }
   }
 
   /** True while events can be published and streams served. */
@@ -108,7 +141,9 @@ export class Hub {
     for (let b = 0; b * perBatch < conns.length; b++) {
       for (const conn of conns.slice(b * perBatch, (b + 1) * perBatch)) {
         if (conn.closed) continue;
+        conn.ending = 'drain';
         conn.endWithRetry(100 + Math.floor(Math.random() * 900));
+        this.drop(conn, 'drain');
       }
       if ((b + 1) * perBatch < conns.length) {
         await new Promise((resolve) => setTimeout(resolve, windowMs / batches));
@@ -137,7 +172,9 @@ export class Hub {
     data: string,
     privateFields?: string,
   ): Promise<string> {
+    const started = performance.now();
     const result = await this.engine.publish(topic, event, data, privateFields);
+    this.timings.publish.observe(performance.now() - started);
     this.stats.published++;
     return singleTopicCursor(topic, result);
   }
@@ -163,7 +200,7 @@ export class Hub {
     const conn = new Connection(this, sink, topics, viewer);
     this.connections.add(conn);
     this.stats.connectionsOpened++;
-    sink.onClose(() => this.drop(conn));
+    sink.onClose(() => this.drop(conn, conn.ending ?? 'client'));
     // Live first: every topic's channel listening, and this connection buffering its events,
     // before any history is read. An event is then either in what we read or in the buffer.
     for (let i = 0; i < topics.length; i++) {
@@ -196,12 +233,14 @@ export class Hub {
       }
     } catch (err) {
       if (!conn.begun) {
-        this.drop(conn);
+        this.drop(conn, 'error');
         throw err instanceof NotReady ? err : new NotReady((err as Error).message);
       }
       // Headers are out: end the stream; the client reconnects with the last id it got.
       this.options.logger.warn({ err, topics }, 'stream ended while catching up');
+      conn.ending = 'error';
       conn.sink.end();
+      this.drop(conn, 'error');
     }
   }
 
@@ -234,7 +273,7 @@ export class Hub {
   private async startChannel(channel: Channel): Promise<void> {
     try {
       await this.engine.listen(channel.topic);
-      const head = await this.engine.read(channel.topic, null, 0);
+      const head = await this.read(channel.topic, null, 0);
       channel.epoch = head.epoch;
       channel.lastId = head.lastId;
     } catch (err) {
@@ -248,14 +287,47 @@ export class Hub {
   }
 
   private onMessage(event: StoredEvent): void {
+    this.timings.pubsub.observe(Date.now() - storedMs(event.id));
     this.channels.get(event.topic)?.receive(event);
+  }
+
+  /** The engine's history read, timed for /metrics. @internal */
+  async read(topic: string, after: StreamId | null, count: number): Promise<HistoryPage> {
+    const started = performance.now();
+    try {
+      return await this.engine.read(topic, after, count);
+    } finally {
+      this.timings.read.observe(performance.now() - started);
+    }
+  }
+
+  /** Counts `n` deliveries of the event `id`, just handed to their sockets. @internal */
+  delivered(id: StreamId, n: number, catchingUp = false): void {
+    if (n === 0) return;
+    this.stats.delivered += n;
+    (catchingUp ? this.timings.catchup : this.timings.live).observe(Date.now() - storedMs(id), n);
+  }
+
+  /** Counts `n` resets sent for `reason`. @internal */
+  countResets(reason: ResetReason, n: number): void {
+    this.stats.resets += n;
+    this.stats.resetReasons[reason] += n;
+  }
+
+  /** Bytes written to streams and not yet taken by the kernel, over every stream. */
+  queuedBytes(): number {
+    let bytes = 0;
+    for (const conn of this.connections) bytes += conn.sink.bufferedBytes;
+    return bytes;
   }
 
   // ---- connections ---------------------------------------------------------------------------
 
-  private drop(conn: Connection): void {
+  /** Forgets a stream that ended (or is ending) for `reason`. @internal */
+  drop(conn: Connection, reason: CloseReason): void {
     if (conn.closed) return;
     conn.closed = true;
+    this.stats.closes[reason]++;
     this.connections.delete(conn);
     for (const member of conn.members) {
       const channel = member.channel;
@@ -275,8 +347,9 @@ export class Hub {
       { topics: conn.topics, queued: conn.sink.bufferedBytes },
       'slow client disconnected',
     );
+    conn.ending = 'slow';
     conn.sink.destroy();
-    this.drop(conn);
+    this.drop(conn, 'slow');
   }
 
   /**
@@ -310,8 +383,9 @@ export class Hub {
     for (const conn of expired ?? []) {
       this.stats.expired++;
       conn.write(': token expired\n\n');
+      conn.ending = 'token_expired';
       conn.sink.end();
-      this.drop(conn);
+      this.drop(conn, 'token_expired');
     }
     for (const conn of aged ?? []) {
       this.stats.lifetimeCloses++;
@@ -319,8 +393,9 @@ export class Hub {
       conn.write(
         `${encodeRetry(100 + Math.floor(Math.random() * 900))}: stream lifetime reached\n\n`,
       );
+      conn.ending = 'lifetime';
       conn.sink.end();
-      this.drop(conn);
+      this.drop(conn, 'lifetime');
     }
   }
 

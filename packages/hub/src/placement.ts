@@ -58,11 +58,11 @@ export async function placeMember(member: Member, place: CursorPlace): Promise<P
   const fromMemory = placeFromMemory(member, position);
   if (fromMemory) return { reset, entries: fromMemory, more: false };
   if (!position) {
-    const head = await hub.engine.read(topic, null, 0);
+    const head = await hub.read(topic, null, 0);
     member.setPosition(head.epoch, head.lastId);
     return { reset, entries: [], more: false };
   }
-  const page = await hub.engine.read(topic, position.id, hub.options.pageSize);
+  const page = await hub.read(topic, position.id, hub.options.pageSize);
   const verdict = judge(position.epoch, position.id, page);
   if (verdict) {
     member.setPosition(page.epoch, page.lastId);
@@ -111,7 +111,7 @@ export function writeResets(conn: Connection, plans: Plan[]): boolean {
   });
   for (const [reason, topics] of byReason) {
     conn.writeEvent(encodeEventBody(RESET_EVENT, JSON.stringify({ topics, reason })));
-    conn.hub.stats.resets++;
+    conn.hub.countResets(reason, 1);
   }
   return byReason.size > 0;
 }
@@ -125,21 +125,26 @@ export async function writeEntries(member: Member, entries: StoredEvent[]): Prom
   const half = conn.hub.options.maxQueueBytes / 2;
   // One write for the lot (a resume storm is thousands of these), split only to pause.
   let out = '';
-  for (const e of entries) {
+  let from = 0;
+  const flush = (to: number): void => {
+    if (out !== '') conn.write(out);
+    out = '';
+    for (; from < to; from++) conn.hub.delivered((entries[from] as StoredEvent).id, 1, true);
+  };
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as StoredEvent;
     if (out.length + conn.sink.bufferedBytes > half) {
-      if (out !== '') conn.write(out);
-      out = '';
+      flush(i);
       if (conn.sink.bufferedBytes > half) await conn.sink.drained();
     }
     if (conn.closed || e.prev !== member.lastId) {
-      if (out !== '') conn.write(out);
+      flush(i);
       return false;
     }
     member.setPosition(e.epoch, e.id);
     out += `id: ${conn.cursor()}\n${conn.bodyOf(e)}`;
-    conn.hub.stats.delivered++;
   }
-  if (out !== '') conn.write(out);
+  flush(entries.length);
   return true;
 }
 
@@ -151,7 +156,7 @@ export async function fill(member: Member): Promise<void> {
     if (conn.sink.bufferedBytes > conn.hub.options.maxQueueBytes / 2) await conn.sink.drained();
     if (conn.closed) return;
     const topic = member.channel.topic;
-    const page = await conn.hub.engine.read(topic, member.lastId, conn.hub.options.pageSize);
+    const page = await conn.hub.read(topic, member.lastId, conn.hub.options.pageSize);
     if (conn.closed) return;
     const verdict = judge(member.epoch, member.lastId, page);
     if (verdict) {
@@ -160,7 +165,7 @@ export async function fill(member: Member): Promise<void> {
       conn.writeEvent(
         encodeEventBody(RESET_EVENT, JSON.stringify({ topics: [topic], reason: verdict })),
       );
-      conn.hub.stats.resets++;
+      conn.hub.countResets(verdict, 1);
       return;
     }
     if (!(await writeEntries(member, page.entries))) continue;
@@ -198,7 +203,7 @@ function tryGoLive(member: Member): 'live' | 'wait' | 'gap' {
       member.buffer.shift();
       member.setPosition(event.epoch, event.id);
       member.conn.writeEvent(member.conn.bodyOf(event));
-      member.conn.hub.stats.delivered++;
+      member.conn.hub.delivered(event.id, 1, true);
     } else {
       return 'gap';
     }
@@ -231,7 +236,9 @@ export function settleWaiting(channel: Channel): void {
           { err, topic: channel.topic },
           'stream ended while catching up',
         );
+        member.conn.ending = 'error';
         member.conn.sink.end();
+        channel.hub.drop(member.conn, 'error');
       });
     }
   }

@@ -1,3 +1,5 @@
+import type { CloseReason } from './latency';
+
 /**
  * One event stream to one client, as the hub sees it. The HTTP layer implements it over a
  * Node.js response; the hub never touches HTTP.
@@ -79,4 +81,8 @@ export interface HubStats {
   expired: number;
   /** Streams closed at their maximum lifetime. */
   lifetimeCloses: number;
+  /** `reset` events sent, by reason (their sum is `resets`). */
+  resetReasons: Record<ResetReason, number>;
+  /** Streams ended, by why. */
+  closes: Record<CloseReason, number>;
 }

@@ -146,9 +146,25 @@ export async function publishHttp(
   return res.body.id as string;
 }
 
-/** One sample of a gateway's /metrics (NaN when absent). */
+/**
+ * One sample of a gateway's /metrics, `name` or `name{labels}` as printed; a name without labels
+ * sums all its labelled series. NaN when absent.
+ */
 export async function readMetric(baseUrl: string, name: string): Promise<number> {
   const text = (await fetchJson(`${baseUrl}/metrics`)).body as string;
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  return match ? Number(match[1]) : Number.NaN;
+  return sumSamples(text, name);
+}
+
+/** The sample `name` (or `name{labels}`) of a Prometheus text; a bare name sums its series. */
+export function sumSamples(text: string, name: string): number {
+  let sum = Number.NaN;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    const key = line.slice(0, space);
+    if (key === name || (!name.includes('{') && key.startsWith(`${name}{`))) {
+      sum = (Number.isNaN(sum) ? 0 : sum) + Number(line.slice(space + 1));
+    }
+  }
+  return sum;
 }
