@@ -29,6 +29,7 @@ describe('configuration', () => {
       PROBE_INTERVAL_MS: 1000,
       PROBE_TIMEOUT_MS: 3000,
       WEB_ROOT: '',
+      UPLOADS_ENABLED: true,
       JWT_SECRET: undefined,
       JWT_JWKS_URL: undefined,
       JWT_JWKS_FILE: undefined,
@@ -83,6 +84,7 @@ describe('configuration', () => {
     ['MAX_STREAMS_PER_IP', '-1'],
     ['UPLOAD_MAX_BYTES', '10MB'],
     ['UPLOAD_TYPES', 'text/*,images'],
+    ['UPLOADS_ENABLED', 'no'],
   ])('a gateway with %s=%s exits 1 with one line naming it', (name, value) => {
     const result = spawnSync(process.execPath, [...SOURCE_EXEC_ARGV, 'apps/gateway/src/main.ts'], {
       cwd: ROOT,

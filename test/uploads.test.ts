@@ -633,3 +633,21 @@ describe('uploads without Redis (npm start)', () => {
     expect(strictlyRising(percents(client))).toBe(true);
   });
 });
+
+describe('uploads turned off (UPLOADS_ENABLED=false)', () => {
+  it('has no POST /api/upload: 404 NOT_FOUND, and streams as usual', async () => {
+    const app = await startGatewayProcess({ UPLOADS_ENABLED: 'false' });
+    try {
+      const form = new FormData();
+      form.append('file', new Blob(['hello'], { type: 'text/plain' }), 'a.txt');
+      const res = await fetch(`${app.url}/api/upload`, { method: 'POST', body: form });
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+      const client = await SseClient.open(`${app.url}/events?topic=after-upload-off`);
+      await waitFor(() => client.retries.length > 0, 'the stream to open');
+      client.close();
+    } finally {
+      await app.stop();
+    }
+  });
+});

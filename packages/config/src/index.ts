@@ -30,6 +30,21 @@ const int = (name: string, min: number, max: number, fallback: number) =>
       return value;
     });
 
+const bool = (name: string, fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw === '') return fallback;
+      if (raw === 'true') return true;
+      if (raw === 'false') return false;
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} must be true or false (got ${JSON.stringify(raw)})`,
+      });
+      return z.NEVER;
+    });
+
 const str = (fallback: string) =>
   z
     .string()
@@ -368,6 +383,8 @@ export const gatewayEnv = {
   PROBE_INTERVAL_MS: int('PROBE_INTERVAL_MS', 100, 60_000, 1000),
   PROBE_TIMEOUT_MS: int('PROBE_TIMEOUT_MS', 100, 60_000, 3000),
   WEB_ROOT: webRoot,
+  // false: no POST /api/upload (404 NOT_FOUND), for deployments without an upload worker.
+  UPLOADS_ENABLED: bool('UPLOADS_ENABLED', true),
   ...uploadEnv,
   ...securityEnv,
 };

@@ -86,7 +86,7 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
   // GET /streamcast-client.js: the browser client (@streamcast/client) as a plain script.
   await app.register(clientScriptRoute);
   // POST /api/upload: queued on BullMQ with Redis, processed in this process without.
-  await app.register(uploadRoutes, { config });
+  if (config.UPLOADS_ENABLED) await app.register(uploadRoutes, { config });
   // The demo pages (WEB_ROOT): static files, registered after the API routes.
   const webRoot = resolveWebRoot(config.WEB_ROOT);
   if (webRoot) await registerWebPages(app, webRoot);
