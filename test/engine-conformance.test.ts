@@ -5,8 +5,8 @@ import {
   redisClientOptions,
   redisClusterOptions,
 } from '@streamcast/engine-redis';
-import { Hub } from '@streamcast/hub';
-import { parseCursor } from '@streamcast/protocol';
+import { Hub, type HubOptions, type Tracing } from '@streamcast/hub';
+import { normalizePrivate, parseCursor } from '@streamcast/protocol';
 import {
   MemorySink,
   TestRedisCluster,
@@ -82,11 +82,19 @@ describe.each(kinds)('$name engine', (kind) => {
   let closeEngine: () => Promise<void>;
   const sinks: MemorySink[] = [];
 
-  async function setUp(retention: RetentionOptions = { maxLen: 1000, maxAgeS: 86400 }) {
+  async function setUp(
+    retention: RetentionOptions = { maxLen: 1000, maxAgeS: 86400 },
+    options: Partial<HubOptions> = {},
+  ) {
     const made = await kind.make(retention);
     engine = made.engine;
     closeEngine = made.close;
-    hub = new Hub(engine, { heartbeatMs: 60_000, maxQueueBytes: 256 * 1024, pageSize: 50 });
+    hub = new Hub(engine, {
+      heartbeatMs: 60_000,
+      maxQueueBytes: 256 * 1024,
+      pageSize: 50,
+      ...options,
+    });
     await hub.start();
   }
 
@@ -392,6 +400,39 @@ describe.each(kinds)('$name engine', (kind) => {
     await publish('ahead', { i: 1 });
     await sink.waitForEvents(2);
     expect(sink.data()).toEqual([{ i: 1 }]);
+  });
+
+  it("carries a publish's trace context to its live delivery and into history", async () => {
+    const traceparent = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+    const linked: Array<[string, string, unknown]> = [];
+    const tracing: Tracing = {
+      // Every other publish traced, as with a sampler: the untraced ones carry nothing.
+      inSpan: (_name, attributes, work) =>
+        work(String(attributes['streamcast.event']) === 'traced' ? traceparent : undefined),
+      linked: (name, tp, attributes) => {
+        linked.push([name, tp, attributes['streamcast.streams']]);
+      },
+    };
+    await setUp(undefined, { tracing });
+    const sinks = [await subscribe(['traced']), await subscribe(['traced', 'other'])];
+    await publish('traced', { n: 1 }, 'traced');
+    await publish('traced', { n: 2 }, 'plain');
+    await publish('traced', { n: 3 }, 'traced');
+    // Private fields and a trace context together (both travel in the live message).
+    const data = { n: 4, secret: 's' };
+    const privateFields = normalizePrivate({ fields: ['secret'], claim: 'staff' }, data);
+    await hub.publish('traced', 'traced', JSON.stringify(data), privateFields);
+    await Promise.all(sinks.map((s) => s.waitForEvents(4)));
+    // One delivery span per traced event (for both streams), linked to the publish.
+    expect(linked).toEqual(Array(3).fill(['streamcast.deliver', traceparent, 2]));
+    const page = await engine.read('traced', '0-0', 10);
+    expect(page.entries.map((e) => [e.event, e.trace, e.private])).toEqual([
+      ['traced', traceparent, undefined],
+      ['plain', undefined, undefined],
+      ['traced', traceparent, undefined],
+      ['traced', traceparent, privateFields],
+    ]);
+    expect(sinks[0]?.data()).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
   });
 
   it('carries data with newlines and unicode unchanged', async () => {

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -128,6 +129,8 @@ export async function startStreamcast(
       ...(process.env.BENCH_GATEWAY_NODE_OPTIONS
         ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS }
         : {}),
+      // BENCH_TRACING=1: traces on, exported over OTLP to a receiver that discards them.
+      ...(process.env.BENCH_TRACING === '1' ? await tracingEnv() : {}),
       ...options.env,
     },
     {
@@ -168,6 +171,31 @@ export async function startStreamcast(
       await gateway.kill();
       await stop();
     },
+  };
+}
+
+let traceSink: Promise<string> | undefined;
+
+/**
+ * OTEL_* variables that turn a gateway's traces on, sent to an OTLP/HTTP receiver in this
+ * process that reads and drops them (started once): the gateway pays for its spans and their
+ * export, as it would with a collector.
+ */
+async function tracingEnv(): Promise<Record<string, string>> {
+  traceSink ??= (async () => {
+    const port = await freePort();
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    server.unref();
+    return `http://127.0.0.1:${port}/v1/traces`;
+  })();
+  return {
+    OTEL_TRACES_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: await traceSink,
+    OTEL_SERVICE_NAME: 'streamcast-bench',
   };
 }
 

@@ -11,7 +11,7 @@ import {
   redisClientOptions,
   redisClusterConnection,
 } from '@streamcast/engine-redis';
-import { Hub, type HubOptions, type Logger } from '@streamcast/hub';
+import { Hub, type HubOptions, type Logger, type Tracing } from '@streamcast/hub';
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
 import { publishToHub, type PublishOptions } from './publish';
 
@@ -45,6 +45,12 @@ export interface BroadcasterOptions {
   keyPrefix?: string;
   /** History kept per topic. @default { maxLen: 1000, maxAgeS: 86400 } */
   retention?: Partial<RetentionOptions>;
+  /**
+   * Spans of publishes, stream set-ups and deliveries (docs/observability.md, "Traces"): any
+   * implementation of the hub's Tracing, e.g. over the app's own OpenTelemetry tracer.
+   * @default no tracing
+   */
+  tracing?: Tracing;
   /** Reconnection delay sent to clients as the first `retry:` line. @default 3000 */
   retryMs?: number;
   /** A stream silent this long gets a heartbeat comment. @default 15000 */
@@ -118,6 +124,7 @@ export async function createBroadcaster(options: BroadcasterOptions = {}): Promi
     maxQueueBytes: options.maxQueueBytes,
     maxLifetimeMs: options.maxLifetimeMs,
     logger: options.logger,
+    tracing: options.tracing,
   });
   const hub = new Hub(engine, hubOptions);
   try {

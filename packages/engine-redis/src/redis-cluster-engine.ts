@@ -99,6 +99,7 @@ interface Scripts {
     maxLen: number,
     maxAgeMs: number,
     privateFields: string,
+    trace: string,
   ): Promise<[string, string]>;
   sseRead(
     log: string,
@@ -217,6 +218,7 @@ export class RedisClusterEngine implements Engine {
     event: string,
     data: string,
     privateFields?: string,
+    trace?: string,
   ): Promise<PublishResult> {
     const keys = topicKeys(this.prefix, topic);
     try {
@@ -231,6 +233,7 @@ export class RedisClusterEngine implements Engine {
         this.retention.maxLen,
         this.retention.maxAgeS * 1000,
         privateFields ?? '',
+        trace ?? '',
       );
       return { epoch, id };
     } catch (err) {

@@ -64,6 +64,7 @@ interface Scripts {
     maxLen: number,
     maxAgeMs: number,
     privateFields: string,
+    trace: string,
   ): Promise<[string, string]>;
   sseRead(
     log: string,
@@ -159,6 +160,7 @@ export class RedisEngine implements Engine {
     event: string,
     data: string,
     privateFields?: string,
+    trace?: string,
   ): Promise<PublishResult> {
     const keys = topicKeys(this.prefix, topic);
     const [epoch, id] = await this.scripts.ssePublish(
@@ -171,6 +173,7 @@ export class RedisEngine implements Engine {
       this.retention.maxLen,
       this.retention.maxAgeS * 1000,
       privateFields ?? '',
+      trace ?? '',
     );
     return { epoch, id };
   }
@@ -352,6 +355,7 @@ export function toStored(topic: string, epoch: string, id: string, fields: strin
   let data = 'null';
   let prev = '';
   let privateFields: string | undefined;
+  let trace: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1] as string;
     switch (fields[i]) {
@@ -367,10 +371,14 @@ export function toStored(topic: string, epoch: string, id: string, fields: strin
       case 'v':
         privateFields = value;
         break;
+      case 't':
+        trace = value;
+        break;
     }
   }
   const stored: StoredEvent = { topic, epoch, id, prev, event, data };
   if (privateFields !== undefined) stored.private = privateFields;
+  if (trace !== undefined) stored.trace = trace;
   return stored;
 }
 
@@ -393,6 +401,11 @@ export function parseLive(topic: string, message: string): StoredEvent | undefin
   if (space !== -1) {
     stored.private = stored.event.slice(space + 1);
     stored.event = stored.event.slice(0, space);
+  }
+  const traced = stored.epoch.indexOf(' ');
+  if (traced !== -1) {
+    stored.trace = stored.epoch.slice(traced + 1);
+    stored.epoch = stored.epoch.slice(0, traced);
   }
   return stored;
 }

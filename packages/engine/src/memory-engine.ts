@@ -44,6 +44,7 @@ export class MemoryEngine implements Engine {
     event: string,
     data: string,
     privateFields?: string,
+    trace?: string,
   ): Promise<PublishResult> {
     if (this.closed) throw new Error('engine closed');
     const log = this.logFor(topic);
@@ -57,6 +58,7 @@ export class MemoryEngine implements Engine {
     const id = `${log.lastMs}-${log.lastSeq}`;
     const stored: StoredEvent = { topic, epoch: this.epoch, id, prev: log.lastId, event, data };
     if (privateFields !== undefined) stored.private = privateFields;
+    if (trace !== undefined) stored.trace = trace;
     log.entries.push(stored);
     log.lastId = id;
     this.trim(log, now);

@@ -18,6 +18,11 @@ export interface StoredEvent {
    * private-fields.ts); absent for most events.
    */
   private?: string;
+  /**
+   * Trace context of the publish (a W3C `traceparent`), stored with the event when tracing is
+   * on: deliveries link their spans to it.
+   */
+  trace?: string;
 }
 
 /** What `read` returns: the topic's history state and up to `limit` entries after `after`. */
@@ -68,13 +73,15 @@ export interface Engine {
   start(): Promise<void>;
   /**
    * Stores the event in history and sends it to the live listeners, in one step. `privateFields`
-   * (normalized by the protocol's normalizePrivate) travels with the event.
+   * (normalized by the protocol's normalizePrivate) travels with the event, and so does `trace`
+   * (a W3C traceparent, see StoredEvent.trace).
    */
   publish(
     topic: string,
     event: string,
     data: string,
     privateFields?: string,
+    trace?: string,
   ): Promise<PublishResult>;
   /** Reads history after `after` (exclusive); `after: null` reads only the head (no entries). */
   read(topic: string, after: StreamId | null, limit: number): Promise<HistoryPage>;

@@ -9,7 +9,7 @@ import {
   type Guard,
   type StreamRequest,
 } from '@streamcast/http';
-import type { Hub } from '@streamcast/hub';
+import { traced, type Hub } from '@streamcast/hub';
 import { checkMaxTopics } from '@streamcast/protocol';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
@@ -76,15 +76,23 @@ export function sse<P = Request['params']>(options: SseOptions<P>): RequestHandl
         cursors.length > 1 ? cursors : cursors[0],
         maxTopics,
       );
-      if (options.guard) {
+      const guard = options.guard;
+      if (guard) {
         const tokens = query.getAll('token');
-        admission = await options.guard.admitStream(
-          {
-            headers: req.headers,
-            queryToken: tokens.length > 1 ? tokens : tokens[0],
-            ip: req.ip ?? req.socket.remoteAddress,
-          },
-          request.topics,
+        const topics = request.topics;
+        admission = await traced(
+          hub.options.tracing,
+          'streamcast.auth',
+          { 'streamcast.topics': topics.length },
+          () =>
+            guard.admitStream(
+              {
+                headers: req.headers,
+                queryToken: tokens.length > 1 ? tokens : tokens[0],
+                ip: req.ip ?? req.socket.remoteAddress,
+              },
+              topics,
+            ),
         );
       }
     } catch (err) {

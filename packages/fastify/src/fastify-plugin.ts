@@ -8,7 +8,7 @@ import {
 import type { OutgoingHttpHeaders } from 'node:http';
 import cors from '@fastify/cors';
 import type { AuthRequest, Principal } from '@streamcast/auth';
-import type { Hub } from '@streamcast/hub';
+import { traced, type Hub } from '@streamcast/hub';
 import {
   BodyInvalid,
   BodyTooLarge,
@@ -176,7 +176,12 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       );
       let admission: Admission;
       try {
-        admission = await guard.admitStream(authRequestOf(this.request), request.topics);
+        admission = await traced(
+          hub.options.tracing,
+          'streamcast.auth',
+          { 'streamcast.topics': request.topics.length },
+          () => guard.admitStream(authRequestOf(this.request), request.topics),
+        );
       } catch (err) {
         // The key set cannot be fetched: "try again" (EventSource would give up on a 503).
         if ((err as { code?: unknown }).code !== 'NOT_READY') throw err;
@@ -197,6 +202,7 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
         expiresAt: admission.expiresAt,
         viewer: admission.principal?.claims,
       });
+      endRequestSpan(this.request);
     },
   );
 
@@ -373,3 +379,22 @@ function mapError(error: FastifyError, maxBodyBytes: number): MappedError {
 
 /** The broadcaster as a Fastify plugin: streams, publishing and operations routes. */
 export const streamcast = fp(streamcastPlugin, { fastify: '5.x', name: 'streamcast' });
+
+/**
+ * With @fastify/otel (tracing on), a request's span ends when its reply is sent, which a
+ * hijacked stream never is: the span of a stream's request ends here instead, once the stream
+ * is set up (auth, placement, history) and live.
+ */
+function endRequestSpan(request: FastifyRequest): void {
+  const otel = (
+    request as {
+      opentelemetry?: () => {
+        instrumented?: boolean;
+        span?: { end(): void; setAttribute(k: string, v: number): void };
+      };
+    }
+  ).opentelemetry?.();
+  if (!otel?.instrumented || !otel.span) return;
+  otel.span.setAttribute('http.response.status_code', 200);
+  otel.span.end();
+}

@@ -221,6 +221,7 @@ export class Channel {
 
   /** Sends one event to everyone on the channel: the same bytes to every single-topic stream. */
   private dispatch(event: StoredEvent): void {
+    const startMs = event.trace !== undefined ? Date.now() : 0;
     this.lastId = event.id;
     this.remember(event);
     const suffix = positionSuffix(event);
@@ -255,6 +256,21 @@ export class Channel {
       hub.delivered(id, n);
     }
     for (const member of this.pending) member.hold(event);
+    const tracing = this.hub.options.tracing;
+    if (tracing && event.trace !== undefined) {
+      // One span per event and gateway (not per stream), linked to the publish's.
+      tracing.linked(
+        'streamcast.deliver',
+        event.trace,
+        {
+          'messaging.system': 'streamcast',
+          'messaging.destination.name': this.topic,
+          'messaging.message.id': event.id,
+          'streamcast.streams': this.solo.size + this.multi.size,
+        },
+        startMs,
+      );
+    }
     settleWaiting(this);
   }
 

@@ -172,8 +172,28 @@ export class Hub {
     data: string,
     privateFields?: string,
   ): Promise<string> {
+    const tracing = this.options.tracing;
+    if (!tracing) return this.store(topic, event, data, privateFields);
+    return tracing.inSpan(
+      'streamcast.publish',
+      {
+        'messaging.system': 'streamcast',
+        'messaging.destination.name': topic,
+        'streamcast.event': event,
+      },
+      (traceparent) => this.store(topic, event, data, privateFields, traceparent),
+    );
+  }
+
+  private async store(
+    topic: string,
+    event: string,
+    data: string,
+    privateFields?: string,
+    trace?: string,
+  ): Promise<string> {
     const started = performance.now();
-    const result = await this.engine.publish(topic, event, data, privateFields);
+    const result = await this.engine.publish(topic, event, data, privateFields, trace);
     this.timings.publish.observe(performance.now() - started);
     this.stats.published++;
     return singleTopicCursor(topic, result);
@@ -188,6 +208,23 @@ export class Hub {
    * the engine cannot serve.
    */
   async subscribe(
+    sink: Sink,
+    topics: readonly string[],
+    cursor?: ParsedCursor,
+    preamble?: string,
+    viewer?: Viewer,
+  ): Promise<void> {
+    const tracing = this.options.tracing;
+    if (!tracing) return this.open(sink, topics, cursor, preamble, viewer);
+    return tracing.inSpan(
+      'streamcast.subscribe',
+      { 'streamcast.topics': topics.length, 'streamcast.resumed': cursor !== undefined },
+      () => this.open(sink, topics, cursor, preamble, viewer),
+    );
+  }
+
+  /** subscribe(), without its span. */
+  private async open(
     sink: Sink,
     topics: readonly string[],
     cursor?: ParsedCursor,

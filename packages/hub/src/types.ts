@@ -1,4 +1,5 @@
 import type { CloseReason } from './latency';
+import type { Tracing } from './tracing';
 
 /**
  * One event stream to one client, as the hub sees it. The HTTP layer implements it over a
@@ -56,6 +57,11 @@ export interface HubOptions {
    */
   maxLifetimeMs: number;
   logger: Logger;
+  /**
+   * Spans for publishes, stream set-ups and live deliveries (linked to their publish); unset, no
+   * tracing work at all. @default undefined
+   */
+  tracing?: Tracing;
 }
 
 export const DEFAULT_HUB_OPTIONS: HubOptions = {

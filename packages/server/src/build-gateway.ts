@@ -3,7 +3,7 @@ import type { GatewayConfig } from '@streamcast/config';
 import { MemoryEngine, type Engine } from '@streamcast/engine';
 import { RedisClusterEngine, RedisEngine, createRedisClient } from '@streamcast/engine-redis';
 import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/fastify';
-import { Hub } from '@streamcast/hub';
+import { Hub, type Tracing } from '@streamcast/hub';
 import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type Redis from 'ioredis';
@@ -24,7 +24,12 @@ export interface Gateway {
  * or the embedded memory engine),
  * the hub, and the streamcast Fastify plugin. Listening is the caller's job.
  */
-export async function buildGateway(config: GatewayConfig, logger?: Logger): Promise<Gateway> {
+export async function buildGateway(
+  config: GatewayConfig,
+  logger?: Logger,
+  /** Spans of publishes, stream set-ups and deliveries (@streamcast/telemetry); off unset. */
+  tracing?: Tracing,
+): Promise<Gateway> {
   const log = logger ?? pino({ level: config.LOG_LEVEL });
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -70,6 +75,7 @@ export async function buildGateway(config: GatewayConfig, logger?: Logger): Prom
     maxQueueBytes: config.MAX_QUEUE_BYTES,
     maxLifetimeMs: config.STREAM_MAX_LIFETIME_S * 1000,
     logger: log.child({ component: 'hub' }),
+    tracing,
   });
   await hub.start();
   app.addHook('onClose', async () => {

@@ -11,11 +11,13 @@
   ARGV[5]  history length bound (approximate, MAXLEN ~)
   ARGV[6]  history age bound in ms (0: none)
   ARGV[7]  private fields (JSON text, see protocol's private-fields.ts), '' for none
+  ARGV[8]  trace context of the publish (W3C traceparent), '' for none
 
   Returns {epoch, id}. The live message is "<id>\n<prev>\n<epoch>\n<event>\n<data>", where prev
   is the id stored before this one (0-0 for the first): readers use it to prove they saw every
   entry. With private fields the event line is "<event> <private>" (event names have no space,
-  the private text no newline). Entries: fields e (event), d (data), p (previous id), v (private).
+  the private text no newline). With a trace context the epoch line is "<epoch> <traceparent>".
+  Entries: fields e (event), d (data), p (previous id), v (private), t (traceparent).
 ]]
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'last')
@@ -33,13 +35,23 @@ end
 -- XADD before PUBLISH: a reader that resumes from history must find the event there.
 local id
 local eventLine = ARGV[3]
-if ARGV[7] ~= '' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
-    'e', ARGV[3], 'd', ARGV[4], 'p', prev, 'v', ARGV[7])
-  eventLine = ARGV[3] .. ' ' .. ARGV[7]
-else
+local epochLine = epoch
+if ARGV[7] == '' and ARGV[8] == '' then
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
     'e', ARGV[3], 'd', ARGV[4], 'p', prev)
+else
+  local fields = {'e', ARGV[3], 'd', ARGV[4], 'p', prev}
+  if ARGV[7] ~= '' then
+    fields[#fields + 1] = 'v'
+    fields[#fields + 1] = ARGV[7]
+    eventLine = ARGV[3] .. ' ' .. ARGV[7]
+  end
+  if ARGV[8] ~= '' then
+    fields[#fields + 1] = 't'
+    fields[#fields + 1] = ARGV[8]
+    epochLine = epoch .. ' ' .. ARGV[8]
+  end
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[2], 'last', id)
 local maxAge = tonumber(ARGV[6])
@@ -50,5 +62,5 @@ if maxAge > 0 then
     redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
   end
 end
-redis.call('PUBLISH', ARGV[2], id .. '\n' .. prev .. '\n' .. epoch .. '\n' .. eventLine .. '\n' .. ARGV[4])
+redis.call('PUBLISH', ARGV[2], id .. '\n' .. prev .. '\n' .. epochLine .. '\n' .. eventLine .. '\n' .. ARGV[4])
 return {epoch, id}
