@@ -28,6 +28,7 @@ describe('configuration', () => {
       STREAM_MAX_LIFETIME_S: 1800,
       PROBE_INTERVAL_MS: 1000,
       PROBE_TIMEOUT_MS: 3000,
+      METRICS_TOPICS: 0,
       WEB_ROOT: '',
       UPLOADS_ENABLED: true,
       JWT_SECRET: undefined,
@@ -85,6 +86,7 @@ describe('configuration', () => {
     ['UPLOAD_MAX_BYTES', '10MB'],
     ['UPLOAD_TYPES', 'text/*,images'],
     ['UPLOADS_ENABLED', 'no'],
+    ['METRICS_TOPICS', '1001'],
   ])('a gateway with %s=%s exits 1 with one line naming it', (name, value) => {
     const result = spawnSync(process.execPath, [...SOURCE_EXEC_ARGV, 'apps/gateway/src/main.ts'], {
       cwd: ROOT,

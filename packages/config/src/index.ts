@@ -382,6 +382,8 @@ export const gatewayEnv = {
   STREAM_MAX_LIFETIME_S: int('STREAM_MAX_LIFETIME_S', 0, 7 * 86400, 1800),
   PROBE_INTERVAL_MS: int('PROBE_INTERVAL_MS', 100, 60_000, 1000),
   PROBE_TIMEOUT_MS: int('PROBE_TIMEOUT_MS', 100, 60_000, 3000),
+  // Opt-in topic labels on /metrics, capped: sse_topic_streams{topic} for the busiest N topics.
+  METRICS_TOPICS: int('METRICS_TOPICS', 0, 1000, 0),
   WEB_ROOT: webRoot,
   // false: no POST /api/upload (404 NOT_FOUND), for deployments without an upload worker.
   UPLOADS_ENABLED: bool('UPLOADS_ENABLED', true),

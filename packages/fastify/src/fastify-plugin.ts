@@ -60,6 +60,11 @@ export interface StreamcastOptions extends BroadcasterOptions {
   /** Register GET /healthz, /readyz and /metrics. @default true */
   operations?: boolean;
   /**
+   * /metrics: `sse_topic_streams{topic}` for at most this many topics (the busiest); 0: no
+   * metric has a topic label. @default 0
+   */
+  metricsTopics?: number;
+  /**
    * Answer every error of the app, and unknown routes (404 NOT_FOUND), in the API's JSON shape.
    * Turn off in a host app that has its own error or not-found handler: `reply.sse` errors then
    * reach that handler (each has a 4xx `statusCode` and a stable `code`). @default true
@@ -293,10 +298,12 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
   }
 
   if (options.operations !== false) {
-    const metrics = createMetrics(hub, guard, {
-      MAX_TOPICS: maxTopics,
-      MAX_BODY_BYTES: options.maxBodyBytes ?? 1024 * 1024,
-    });
+    const metrics = createMetrics(
+      hub,
+      guard,
+      { MAX_TOPICS: maxTopics, MAX_BODY_BYTES: options.maxBodyBytes ?? 1024 * 1024 },
+      options.metricsTopics ?? 0,
+    );
     fastify.get('/healthz', async () => ({ status: 'ok' }));
     fastify.get('/readyz', async (_request, reply) => {
       if (state.draining || hub.isDraining) throw new NotReady('draining');

@@ -17,6 +17,11 @@ export function createMetrics(
   guard?: Guard,
   /** Other limits in force, shown beside the guard's in `sse_limit{name}`. */
   limits: Record<string, number> = {},
+  /**
+   * Opt-in per-topic series: `sse_topic_streams{topic}` for this many topics at most (those
+   * with the most streams at each scrape); 0, none.
+   */
+  topicLabels = 0,
 ): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -122,6 +127,19 @@ export function createMetrics(
       this.set(hub.engineLinkUp && hub.engine.isReady() ? 1 : 0);
     },
   });
+  if (topicLabels > 0) {
+    new Gauge({
+      name: 'sse_topic_streams',
+      help: `Streams per topic, for the ${topicLabels} topics with the most streams here (METRICS_TOPICS)`,
+      labelNames: ['topic'],
+      registers: [registry],
+      collect() {
+        // Series of topics that dropped out of the top disappear rather than going stale.
+        this.reset();
+        for (const [topic, streams] of hub.busiestTopics(topicLabels)) this.set({ topic }, streams);
+      },
+    });
+  }
   const t = hub.timings;
   registry.registerMetric(
     histogram(

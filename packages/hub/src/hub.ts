@@ -351,6 +351,20 @@ export class Hub {
     this.stats.resetReasons[reason] += n;
   }
 
+  /**
+   * The `limit` topics with the most streams here, most first, with their stream counts (for an
+   * opted-in, capped, per-topic metric).
+   */
+  busiestTopics(limit: number): Array<[topic: string, streams: number]> {
+    if (limit <= 0) return [];
+    const all: Array<[string, number]> = [];
+    for (const channel of this.channels.values()) {
+      all.push([channel.topic, channel.solo.size + channel.multi.size + channel.pending.size]);
+    }
+    all.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return all.slice(0, limit);
+  }
+
   /** Bytes written to streams and not yet taken by the kernel, over every stream. */
   queuedBytes(): number {
     let bytes = 0;

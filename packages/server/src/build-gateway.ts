@@ -87,6 +87,7 @@ export async function buildGateway(
     maxBodyBytes: config.MAX_BODY_BYTES,
     guard: buildGuard(config, client ? app.redis : undefined, log),
     corsOrigins: config.CORS_ORIGINS,
+    metricsTopics: config.METRICS_TOPICS,
   });
   await app.register(seedRoutes);
   // GET /streamcast-client.js: the browser client (@streamcast/client) as a plain script.
