@@ -8,6 +8,8 @@
 #   streamcast/redis:local             stand-ins for the official redis, nginx and haproxy images,
 #   streamcast/nginx:local             from Debian's packages (infra/images/*: what the compose
 #   streamcast/haproxy:local           file relies on from each official image)
+#   streamcast/prometheus:local        (and prom/prometheus's, for --profile observability; Grafana
+#                                      has no Debian package: its image is not built here)
 #
 # An image whose inputs (its Dockerfile and files, its base image, its build arguments) did not
 # change is not built again: each carries the hash of its inputs as a label. The debootstrap
@@ -153,9 +155,11 @@ trap - EXIT
 REDIS_IMAGE=streamcast/redis:local
 NGINX_IMAGE=streamcast/nginx:local
 HAPROXY_IMAGE=streamcast/haproxy:local
+PROMETHEUS_IMAGE=streamcast/prometheus:local
 build "$REDIS_IMAGE" "$ROOT/infra/images/redis"
 build "$NGINX_IMAGE" "$ROOT/infra/images/nginx"
 build "$HAPROXY_IMAGE" "$ROOT/infra/images/haproxy"
+build "$PROMETHEUS_IMAGE" "$ROOT/infra/images/prometheus"
 
 # What a rebuild replaced.
 docker image prune -f --filter "label=$LABEL" >/dev/null
@@ -167,6 +171,7 @@ NODE_IMAGE=$NODE_IMAGE
 REDIS_IMAGE=$REDIS_IMAGE
 NGINX_IMAGE=$NGINX_IMAGE
 HAPROXY_IMAGE=$HAPROXY_IMAGE
+PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE
 ENV
 say "wrote $ENV_FILE (node $node_full):"
 grep -v '^#' "$ENV_FILE"

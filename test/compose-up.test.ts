@@ -160,6 +160,7 @@ describe('docker compose up: the cluster as containers', () => {
   let port: number;
   let haproxyPort: number;
   let tlsPort: number;
+  let prometheusPort: number;
   let certDir: string;
   let down = false;
   const files = ['-f', 'docker-compose.yml', '-f', 'docker-compose.tls.yml'];
@@ -254,7 +255,12 @@ describe('docker compose up: the cluster as containers', () => {
         `no Docker engine answers: ${info.stderr.trim() || info.stdout.trim()}${daemon}`,
       );
     }
-    [port, haproxyPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
+    [port, haproxyPort, tlsPort, prometheusPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     certDir = mkdtempSync(join(tmpdir(), 'streamcast-compose-certs-'));
     const made = spawnSync('bash', [join(ROOT, 'scripts/make-cert.sh'), certDir], {
       encoding: 'utf8',
@@ -268,6 +274,7 @@ describe('docker compose up: the cluster as containers', () => {
       PORT: String(port),
       HAPROXY_PORT: String(haproxyPort),
       TLS_PORT: String(tlsPort),
+      PROMETHEUS_PORT: String(prometheusPort),
       TLS_CERT_FILE: join(certDir, 'cert.pem'),
       TLS_KEY_FILE: join(certDir, 'key.pem'),
       BALANCER_NOFILE: nofileLimit(),
@@ -286,7 +293,17 @@ describe('docker compose up: the cluster as containers', () => {
   afterAll(async () => {
     if (env && !down) {
       await dc(
-        ['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '2'],
+        [
+          '--profile',
+          'haproxy',
+          '--profile',
+          'observability',
+          'down',
+          '-v',
+          '--remove-orphans',
+          '-t',
+          '2',
+        ],
         120_000,
         files,
       ).catch((e) => console.error(e));
@@ -596,6 +613,35 @@ describe('docker compose up: the cluster as containers', () => {
     }
   }, 180_000);
 
+  it("the observability profile's Prometheus finds and scrapes every gateway replica", async () => {
+    // Grafana (the profile's other service) has no Debian package, so no local image: not run here.
+    await dc(
+      ['--profile', 'observability', 'up', '-d', '--no-build', '--no-deps', 'prometheus'],
+      120_000,
+    );
+    const gateways = (await containers('gateway')).filter((c) => c.state === 'running');
+    const api = `http://127.0.0.1:${prometheusPort}/api/v1`;
+    let last = '';
+    await waitFor(
+      async () => {
+        const res = await fetch(
+          `${api}/query?query=${encodeURIComponent('sum(up{job="streamcast"})')}`,
+        ).catch(() => undefined);
+        if (!res?.ok) return false;
+        const body = (await res.json()) as { data: { result: Array<{ value: [number, string] }> } };
+        last = body.data.result[0]?.value[1] ?? 'none';
+        return Number(last) === gateways.length;
+      },
+      () => `Prometheus scraping ${gateways.length} gateways (up: ${last})`,
+      90_000,
+      1000,
+    );
+    // Their metrics: one sse_ready series per replica, each ready.
+    const res = await fetch(`${api}/query?query=${encodeURIComponent('sse_ready')}`);
+    const ready = (await res.json()) as { data: { result: Array<{ value: [number, string] }> } };
+    expect(ready.data.result.map((r) => r.value[1])).toEqual(gateways.map(() => '1'));
+  }, 180_000);
+
   it('the TLS overlay serves a stream over HTTP/2 and redirects plain HTTP', async () => {
     await dc(['up', '-d', '--no-build', '--no-deps', 'nginx'], 120_000, files);
     await allHealthy('nginx', 1);
@@ -628,7 +674,17 @@ describe('docker compose up: the cluster as containers', () => {
 
   it('down -v leaves no container, network or volume of the project', async () => {
     await dc(
-      ['--profile', 'haproxy', 'down', '-v', '--remove-orphans', '-t', '10'],
+      [
+        '--profile',
+        'haproxy',
+        '--profile',
+        'observability',
+        'down',
+        '-v',
+        '--remove-orphans',
+        '-t',
+        '10',
+      ],
       180_000,
       files,
     );

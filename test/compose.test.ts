@@ -142,7 +142,15 @@ describe('docker-compose.yml', () => {
     const written = [...read('scripts/images-local.sh').matchAll(/^([A-Z_]+)=\$\1$/gm)]
       .map((m) => m[1])
       .sort();
-    expect(written).toEqual(['HAPROXY_IMAGE', 'NGINX_IMAGE', 'NODE_IMAGE', 'REDIS_IMAGE']);
+    expect(written).toEqual([
+      'HAPROXY_IMAGE',
+      'NGINX_IMAGE',
+      'NODE_IMAGE',
+      'PROMETHEUS_IMAGE',
+      'REDIS_IMAGE',
+    ]);
+    expect(service('prometheus').image).toBe('${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.2}');
+    expect(service('grafana').image).toBe('${GRAFANA_IMAGE:-grafana/grafana:11.3.0}');
     expect(read('.gitignore').split('\n')).toContain('/.env.images');
   });
 
