@@ -94,6 +94,11 @@ export class RedisEngine implements Engine {
   private readonly listened = new Set<string>();
   private handlers: EngineHandlers | undefined;
   private linkDown = false;
+  /** When the link went down (ms since the epoch), for the watchdog in probe(). */
+  private linkDownAt = 0;
+  private downReportedAt = 0;
+  /** A resubscription (onSubscriberReady) is in flight. */
+  private resubscribing = false;
   private started = false;
   private closed = false;
   private readonly probeChannel: string;
@@ -249,7 +254,30 @@ export class RedisEngine implements Engine {
       }
       return;
     }
-    if (this.linkDown || this.subscriber?.status !== 'ready') return; // reconnecting already
+    if (this.linkDown) {
+      // Down, yet the subscriber is connected: its resubscription failed (or never ran) on a
+      // connection that stayed up, so no 'ready' will come to retry it. Retry it here, or the
+      // gateway would stay unready for good after a failover.
+      const stuck =
+        this.subscriber?.status === 'ready' &&
+        !this.resubscribing &&
+        now - this.linkDownAt > this.probeOptions.timeoutMs;
+      if (stuck) {
+        this.warn('redis link still down with the subscriber connected; resubscribing again');
+        this.linkDownAt = now;
+        void this.onSubscriberReady();
+      } else if (now - Math.max(this.downReportedAt, this.linkDownAt) >= 5000) {
+        // What the connections are doing, every 5 s while down: for whoever reads the log.
+        this.downReportedAt = now;
+        this.warn('redis link still down', {
+          downForMs: now - this.linkDownAt,
+          subscriber: this.subscriber?.status,
+          commands: this.client.status,
+        });
+      }
+      return;
+    }
+    if (this.subscriber?.status !== 'ready') return; // reconnecting already
     this.probePending = ++this.probeSeq;
     this.probeSentAt = now;
     this.probePublished = undefined;
@@ -270,6 +298,7 @@ export class RedisEngine implements Engine {
     this.warn('redis liveness probe failed; rebuilding connections', { reason, commandLinkStuck });
     if (!this.linkDown) {
       this.linkDown = true;
+      this.linkDownAt = Date.now();
       this.handlers?.linkDown(reason);
     }
     // Drop and redo the connections: ioredis reconnects, 'ready' resubscribes, linkUp repairs.
@@ -296,17 +325,24 @@ export class RedisEngine implements Engine {
   private onSubscriberClose(): void {
     if (this.closed || !this.started || this.linkDown) return;
     this.linkDown = true;
+    this.linkDownAt = Date.now();
     this.handlers?.linkDown('subscriber connection closed');
   }
 
   private async onSubscriberReady(): Promise<void> {
-    if (this.closed || !this.started || !this.linkDown) return;
+    if (this.closed || !this.started || !this.linkDown || this.resubscribing) return;
     const subscriber = this.requireSubscriber();
+    this.resubscribing = true;
     try {
       const channels = [...this.listened].map((t) => topicKeys(this.prefix, t).live);
       await subscriber.subscribe(this.probeChannel, ...channels);
-    } catch {
-      return; // the connection dropped again; the next 'ready' retries
+    } catch (err) {
+      // The connection dropped again (the next 'ready' retries), or the command failed on a
+      // connection that stayed up (the watchdog in probe() retries).
+      this.warn('redis resubscribe failed', { err: (err as Error).message });
+      return;
+    } finally {
+      this.resubscribing = false;
     }
     if (subscriber.status !== 'ready') return;
     this.linkDown = false;
