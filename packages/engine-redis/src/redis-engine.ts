@@ -269,11 +269,17 @@ export class RedisEngine implements Engine {
       } else if (now - Math.max(this.downReportedAt, this.linkDownAt) >= 5000) {
         // What the connections are doing, every 5 s while down: for whoever reads the log.
         this.downReportedAt = now;
+        const downForMs = now - this.linkDownAt;
+        const rebuild = downForMs > 3 * this.probeOptions.timeoutMs;
         this.warn('redis link still down', {
-          downForMs: now - this.linkDownAt,
+          downForMs,
           subscriber: this.subscriber?.status,
           commands: this.client.status,
+          rebuilding: rebuild,
         });
+        // Its reconnection has not come through for a while: start it afresh (a new Sentinel
+        // lookup, a new connection), at most every 5 s.
+        if (rebuild) this.subscriber?.disconnect(true);
       }
       return;
     }
