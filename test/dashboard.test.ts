@@ -169,9 +169,17 @@ describe('the Grafana dashboard', () => {
         undefined,
       ]);
       const result = res.body.data.result as Array<{ value: [number, string] }>;
-      if (result.length === 0) empty.push(`${q.panel}: ${q.expr}`);
+      if (result.length === 0) empty.push(q.expr);
     }
-    expect(empty).toEqual([]);
+    // A series exists once it has a sample: the GC histogram only after the gateway's first
+    // collection, which a light run may not need (seen on Node 24). Such a query may be empty;
+    // one over metrics that have samples may not.
+    const text = (await fetchJson(`${gateway.url}/metrics`)).body as string;
+    const sampled = (m: string) => new RegExp(`^${m}[{ ]`, 'm').test(text);
+    const unexplained = empty.filter((expr) => metricsIn(expr).every(sampled));
+    expect(unexplained).toEqual([]);
+    const notYet = empty.flatMap((expr) => metricsIn(expr).filter((m) => !sampled(m)));
+    expect(notYet.filter((m) => m !== 'nodejs_gc_duration_seconds_sum')).toEqual([]);
     // The variable's query: the gateways, by instance.
     const ready = await fetchJson(`${promUrl}/api/v1/query?query=sse_ready`);
     expect(
