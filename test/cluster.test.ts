@@ -1,5 +1,5 @@
 import { createPublisher, type Publisher } from '@streamcast/publisher';
-import { SseClient, fetchJson, sleep, waitFor } from '@streamcast/testing';
+import { SseClient, fetchJson, readMetric, sleep, waitFor } from '@streamcast/testing';
 import { EventSource, type FetchLike } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { startCluster, type Cluster } from '../scripts/cluster';
@@ -113,11 +113,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
 }
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-}
-
 describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publishing', () => {
   let cluster: Cluster;
   let publisher: Publisher;
@@ -214,7 +209,9 @@ describe('the cluster: 3 gateways behind nginx, 300 subscribers, continuous publ
         60_000,
       );
       // Spread over the gateways by least_conn.
-      const held = await Promise.all(cluster.gateways.map((g) => metric(g.url, 'sse_connections')));
+      const held = await Promise.all(
+        cluster.gateways.map((g) => readMetric(g.url, 'sse_connections')),
+      );
       expect(held.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(SUBSCRIBERS);
       for (const n of held) expect(n).toBeGreaterThanOrEqual(SUBSCRIBERS / 3 / 2);
       for (const s of subscribers) s.startMeasuring();

@@ -167,6 +167,16 @@ describe('docker compose up: the cluster as containers', () => {
   const dc = (args: string[], timeoutMs?: number, fileArgs: string[] = []) =>
     run(compose[0] as string, [...compose.slice(1), ...fileArgs, ...args], env, timeoutMs);
   const docker = (args: string[], timeoutMs?: number) => run('docker', args, env, timeoutMs);
+  /** Everything of the project down, every profile and the TLS overlay included. */
+  const composeDown = (stopSeconds: number, timeoutMs: number) =>
+    dc(
+      [
+        ...['--profile', 'haproxy', '--profile', 'observability'],
+        ...['down', '-v', '--remove-orphans', '-t', String(stopSeconds)],
+      ],
+      timeoutMs,
+      files,
+    );
 
   async function containers(service?: string): Promise<Container[]> {
     const out = await docker([
@@ -292,21 +302,7 @@ describe('docker compose up: the cluster as containers', () => {
 
   afterAll(async () => {
     if (env && !down) {
-      await dc(
-        [
-          '--profile',
-          'haproxy',
-          '--profile',
-          'observability',
-          'down',
-          '-v',
-          '--remove-orphans',
-          '-t',
-          '2',
-        ],
-        120_000,
-        files,
-      ).catch((e) => console.error(e));
+      await composeDown(2, 120_000).catch((e) => console.error(e));
     }
     if (certDir) rmSync(certDir, { recursive: true, force: true });
     if (env) {
@@ -673,21 +669,7 @@ describe('docker compose up: the cluster as containers', () => {
   }, 180_000);
 
   it('down -v leaves no container, network or volume of the project', async () => {
-    await dc(
-      [
-        '--profile',
-        'haproxy',
-        '--profile',
-        'observability',
-        'down',
-        '-v',
-        '--remove-orphans',
-        '-t',
-        '10',
-      ],
-      180_000,
-      files,
-    );
+    await composeDown(10, 180_000);
     down = true;
     const label = `label=com.docker.compose.project=${PROJECT}`;
     expect((await docker(['ps', '-aq', '--filter', label])).trim()).toBe('');

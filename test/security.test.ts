@@ -7,6 +7,7 @@ import {
   generateSigningKey,
   keySet,
   mintToken,
+  readMetric,
   serveJwks,
   sleep,
   startGatewayProcess,
@@ -112,12 +113,6 @@ async function publish(
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const cookie = (token: string) => ({ cookie: `theme=dark; sse_token=${token}` });
 const from = (ip: string) => ({ 'x-forwarded-for': ip });
-
-async function metric(baseUrl: string, line: string): Promise<number> {
-  const text = (await fetchJson(`${baseUrl}/metrics`)).body as string;
-  const escaped = line.replace(/[{}"=]/g, (c) => `\\${c}`);
-  return Number(new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
 
 describe('tokens and claims', () => {
   const prefix = testPrefix();
@@ -531,17 +526,17 @@ describe('tokens and claims', () => {
     });
     await resumed.waitForEvents(1);
     expect(resumed.data()).toEqual(['missed']);
-    expect(await metric(gateway.url, 'sse_streams_expired_total')).toBeGreaterThanOrEqual(1);
+    expect(await readMetric(gateway.url, 'sse_streams_expired_total')).toBeGreaterThanOrEqual(1);
   });
 
   it('counts refusals in /metrics and never writes a token to the log', async () => {
     expect(
-      await metric(gateway.url, 'sse_requests_refused_total{code="TOKEN_INVALID"}'),
+      await readMetric(gateway.url, 'sse_requests_refused_total{code="TOKEN_INVALID"}'),
     ).toBeGreaterThan(10);
     expect(
-      await metric(gateway.url, 'sse_requests_refused_total{code="TOPIC_FORBIDDEN"}'),
+      await readMetric(gateway.url, 'sse_requests_refused_total{code="TOPIC_FORBIDDEN"}'),
     ).toBeGreaterThan(5);
-    expect(await metric(gateway.url, 'sse_auth_enabled')).toBe(1);
+    expect(await readMetric(gateway.url, 'sse_auth_enabled')).toBe(1);
     const log = gateway.output();
     expect(log.length).toBeGreaterThan(0);
     for (const used of tokensUsed) expect(log).not.toContain(used.split('.')[2]);
@@ -646,7 +641,7 @@ describe('loopback publishing without keys', () => {
       { origin: 'https://evil.example' },
     );
     expect([answer.status, answer.code]).toEqual([403, 'ORIGIN_FORBIDDEN']);
-    expect(await metric(gateway.url, 'sse_auth_enabled')).toBe(0);
+    expect(await readMetric(gateway.url, 'sse_auth_enabled')).toBe(0);
   });
 });
 
@@ -681,7 +676,7 @@ describe('limits', () => {
   async function drained(): Promise<void> {
     for (const client of clients.splice(0)) client.close();
     await waitFor(
-      async () => (await metric(gateway.url, 'sse_connections')) === 0,
+      async () => (await readMetric(gateway.url, 'sse_connections')) === 0,
       'no open streams',
     );
   }
@@ -723,7 +718,7 @@ describe('limits', () => {
     expect([over.status, over.code]).toEqual([429, 'TOO_MANY_STREAMS']);
     streams[0]?.close();
     await waitFor(
-      async () => (await metric(gateway.url, 'sse_connections')) === 1,
+      async () => (await readMetric(gateway.url, 'sse_connections')) === 1,
       'one stream left',
     );
     await stream(`${gateway.url}/events?topic=c/3`, { ...carol, ...from('198.51.100.3') });
@@ -736,9 +731,12 @@ describe('limits', () => {
     const over = await refused(`${gateway.url}/events?topic=open/x`);
     expect([over.status, over.code]).toEqual([429, 'TOO_MANY_CONNECTIONS']);
     expect(over.headers['retry-after']).toBe('5');
-    expect(await metric(gateway.url, 'sse_limit{name="MAX_CONNECTIONS"}')).toBe(5);
+    expect(await readMetric(gateway.url, 'sse_limit{name="MAX_CONNECTIONS"}')).toBe(5);
     open[0]?.close();
-    await waitFor(async () => (await metric(gateway.url, 'sse_connections')) === 4, '4 streams');
+    await waitFor(
+      async () => (await readMetric(gateway.url, 'sse_connections')) === 4,
+      '4 streams',
+    );
     await stream(`${gateway.url}/events?topic=open/x`);
     await drained();
   });
@@ -762,7 +760,9 @@ describe('limits', () => {
     await sleep(1100);
     expect((await publish(gateway.url, { topic: 'rate', data: 'again' }, feed)).status).toBe(200);
     expect(await redis.xlen(`${prefix}:{rate}:log`)).toBe(62);
-    expect(await metric(gateway.url, 'sse_requests_refused_total{code="RATE_LIMITED"}')).toBe(1);
+    expect(await readMetric(gateway.url, 'sse_requests_refused_total{code="RATE_LIMITED"}')).toBe(
+      1,
+    );
   });
 
   it('refuses a body over MAX_BODY_BYTES and more topics than MAX_TOPICS', async () => {
@@ -778,8 +778,8 @@ describe('limits', () => {
     expect([many.status, many.code]).toEqual([400, 'TOO_MANY_TOPICS']);
     expect((await publish(gateway.url, { topic: 'big', data: 'small' }, feed)).status).toBe(200);
     await stream(`${gateway.url}/events?topic=open/1&topic=open/2&topic=open/3`);
-    expect(await metric(gateway.url, 'sse_limit{name="MAX_BODY_BYTES"}')).toBe(1024);
-    expect(await metric(gateway.url, 'sse_limit{name="MAX_TOPICS"}')).toBe(3);
+    expect(await readMetric(gateway.url, 'sse_limit{name="MAX_BODY_BYTES"}')).toBe(1024);
+    expect(await readMetric(gateway.url, 'sse_limit{name="MAX_TOPICS"}')).toBe(3);
   });
 });
 
@@ -857,7 +857,7 @@ describe('limits across the cluster', () => {
     const over = await refused(`${b.url}/events?topic=d/3`, { ...dave, ...from('192.0.2.3') });
     expect([over.status, over.code]).toEqual([429, 'TOO_MANY_STREAMS']);
     expect(over.raw).toContain('CLUSTER_MAX_STREAMS_PER_SUBJECT');
-    expect(await metric(b.url, 'sse_limit{name="CLUSTER_MAX_STREAMS_PER_SUBJECT"}')).toBe(2);
+    expect(await readMetric(b.url, 'sse_limit{name="CLUSTER_MAX_STREAMS_PER_SUBJECT"}')).toBe(2);
   });
 });
 

@@ -14,6 +14,7 @@ import {
 } from '@streamcast/protocol';
 import type { Connection, Member } from './connection';
 import type { Hub } from './hub';
+import { storedMs } from './latency';
 import { judge, settleWaiting } from './placement';
 import type { ResetReason } from './types';
 
@@ -221,7 +222,8 @@ export class Channel {
 
   /** Sends one event to everyone on the channel: the same bytes to every single-topic stream. */
   private dispatch(event: StoredEvent): void {
-    const startMs = event.trace !== undefined ? Date.now() : 0;
+    const tracing = this.hub.options.tracing;
+    const startMs = tracing && event.trace !== undefined ? Date.now() : 0;
     this.lastId = event.id;
     this.remember(event);
     const suffix = positionSuffix(event);
@@ -256,7 +258,6 @@ export class Channel {
       hub.delivered(id, n);
     }
     for (const member of this.pending) member.hold(event);
-    const tracing = this.hub.options.tracing;
     if (tracing && event.trace !== undefined) {
       // One span per event and gateway (not per stream), linked to the publish's.
       tracing.linked(
@@ -353,7 +354,7 @@ export class Channel {
    */
   forgetAged(oldestMs: number): void {
     const recent = this.recent;
-    while (recent.length > 0 && idMs((recent[0] as StoredEvent).id) < oldestMs) {
+    while (recent.length > 0 && storedMs((recent[0] as StoredEvent).id) < oldestMs) {
       const dropped = recent.shift() as StoredEvent;
       this.recentBytes -= dropped.data.length + RECENT_ENTRY_OVERHEAD;
     }
@@ -420,9 +421,4 @@ function resetPosition(channel: Channel, page: HistoryPage): StreamId {
     return compareIds(event.prev, page.lastId) <= 0 ? event.prev : page.lastId;
   }
   return page.lastId;
-}
-
-/** The time part of a stream id, `<ms>-<seq>`. */
-function idMs(id: StreamId): number {
-  return Number(id.slice(0, id.indexOf('-')));
 }

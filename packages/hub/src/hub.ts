@@ -103,9 +103,7 @@ export class Hub {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     for (const conn of [...this.connections]) {
-      conn.ending = 'shutdown';
-      conn.endWithRetry(this.options.retryMs);
-      this.drop(conn, 'shutdown');
+      this.end(conn, 'shutdown', () => conn.endWithRetry(this.options.retryMs));
     }
   }
 
@@ -141,9 +139,7 @@ export class Hub {
     for (let b = 0; b * perBatch < conns.length; b++) {
       for (const conn of conns.slice(b * perBatch, (b + 1) * perBatch)) {
         if (conn.closed) continue;
-        conn.ending = 'drain';
-        conn.endWithRetry(100 + Math.floor(Math.random() * 900));
-        this.drop(conn, 'drain');
+        this.end(conn, 'drain', () => conn.endWithRetry(100 + Math.floor(Math.random() * 900)));
       }
       if ((b + 1) * perBatch < conns.length) {
         await new Promise((resolve) => setTimeout(resolve, windowMs / batches));
@@ -275,9 +271,7 @@ export class Hub {
       }
       // Headers are out: end the stream; the client reconnects with the last id it got.
       this.options.logger.warn({ err, topics }, 'stream ended while catching up');
-      conn.ending = 'error';
-      conn.sink.end();
-      this.drop(conn, 'error');
+      this.end(conn, 'error');
     }
   }
 
@@ -374,8 +368,19 @@ export class Hub {
 
   // ---- connections ---------------------------------------------------------------------------
 
-  /** Forgets a stream that ended (or is ending) for `reason`. @internal */
-  drop(conn: Connection, reason: CloseReason): void {
+  /**
+   * Ends a stream for `reason` (by default after what was written) and forgets it. The reason is
+   * set first: a sink that reports its close at once (in `close`) is counted under it too.
+   * @internal
+   */
+  end(conn: Connection, reason: CloseReason, close = () => conn.sink.end()): void {
+    conn.ending = reason;
+    close();
+    this.drop(conn, reason);
+  }
+
+  /** Forgets a stream that ended (or is ending) for `reason`. */
+  private drop(conn: Connection, reason: CloseReason): void {
     if (conn.closed) return;
     conn.closed = true;
     this.stats.closes[reason]++;
@@ -398,9 +403,7 @@ export class Hub {
       { topics: conn.topics, queued: conn.sink.bufferedBytes },
       'slow client disconnected',
     );
-    conn.ending = 'slow';
-    conn.sink.destroy();
-    this.drop(conn, 'slow');
+    this.end(conn, 'slow', () => conn.sink.destroy());
   }
 
   /**
@@ -434,9 +437,7 @@ export class Hub {
     for (const conn of expired ?? []) {
       this.stats.expired++;
       conn.write(': token expired\n\n');
-      conn.ending = 'token_expired';
-      conn.sink.end();
-      this.drop(conn, 'token_expired');
+      this.end(conn, 'token_expired');
     }
     for (const conn of aged ?? []) {
       this.stats.lifetimeCloses++;
@@ -444,9 +445,7 @@ export class Hub {
       conn.write(
         `${encodeRetry(100 + Math.floor(Math.random() * 900))}: stream lifetime reached\n\n`,
       );
-      conn.ending = 'lifetime';
-      conn.sink.end();
-      this.drop(conn, 'lifetime');
+      this.end(conn, 'lifetime');
     }
   }
 

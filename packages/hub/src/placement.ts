@@ -236,9 +236,7 @@ export function settleWaiting(channel: Channel): void {
           { err, topic: channel.topic },
           'stream ended while catching up',
         );
-        member.conn.ending = 'error';
-        member.conn.sink.end();
-        channel.hub.drop(member.conn, 'error');
+        channel.hub.end(member.conn, 'error');
       });
     }
   }

@@ -61,24 +61,19 @@ chosen mode (checked here: a mode without its addresses fails the render), prefi
 {{- $urlKey = $r.existingSecretKeys.url }}
 {{- $sentinelKey = $r.existingSecretKeys.sentinelPassword }}
 {{- end }}
-{{- if eq $r.mode "url" }}
-{{- if and (not $r.url) (not $r.existingSecret) }}
+{{- if and (eq $r.mode "url") (not $r.url) (not $r.existingSecret) }}
 {{- fail "redis.mode is url: set redis.url (or redis.existingSecret with the URL)" }}
 {{- end }}
-- name: REDIS_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "streamcast.redisSecret" . }}
-      key: {{ $urlKey }}
-{{- else }}
+{{- /* With sentinel or cluster the URL gives only credentials and TLS: optional. */}}
 {{- if or $r.url $r.existingSecret }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
       name: {{ include "streamcast.redisSecret" . }}
       key: {{ $urlKey }}
+      {{- if ne $r.mode "url" }}
       optional: true
-{{- end }}
+      {{- end }}
 {{- end }}
 {{- if eq $r.mode "sentinel" }}
 {{- if not $r.sentinels }}
