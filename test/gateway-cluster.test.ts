@@ -430,6 +430,83 @@ describe('two gateways on one Redis', () => {
     expect(witness.ended).toBe(false);
   });
 
+  it('publishes a batch: each entry answers in order, bad ones alone, good ones stored in order', async () => {
+    const onA = await open(`${a.url}/events?topic=batch-x&topic=batch-y`);
+    const onB = await open(`${b.url}/events?topic=batch-x`);
+    const published = await readMetric(b.url, 'sse_events_published_total');
+    const entries: unknown[] = [
+      { topic: 'batch-x', event: 'n', data: 1 },
+      { topic: 'batch-y', data: { two: 2 } },
+      { topic: 'no spaces', data: 3 },
+      { topic: 'batch-x', event: 'reset', data: 4 },
+      { topic: 'batch-x' },
+      { topic: 'batch-x', data: 6, extra: true },
+      'not an object',
+      { topic: 'batch-x', event: 'n', data: 'eight' },
+      ...Array.from({ length: 200 }, (_, i) => ({ topic: 'batch-x', event: 'n', data: 100 + i })),
+    ];
+    const res = await fetchJson(`${b.url}/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(entries),
+    });
+    expect(res.status).toBe(200);
+    const results = (res.body as { results: Array<{ id?: string; error?: { code: string } }> })
+      .results;
+    expect(results).toHaveLength(entries.length);
+    expect(results.slice(2, 7).map((r) => r.error?.code)).toEqual([
+      'TOPIC_INVALID',
+      'EVENT_RESERVED',
+      'DATA_MISSING',
+      'BODY_INVALID',
+      'BODY_INVALID',
+    ]);
+    const good = [0, 1, ...Array.from({ length: 201 }, (_, i) => 7 + i)];
+    for (const i of good) expect(results[i]?.id).toEqual(expect.any(String));
+    // Every subscriber, on either gateway, gets exactly the stored events, in batch order.
+    const xIds = good.filter((i) => i !== 1).map((i) => results[i]!.id);
+    await onB.waitForEvents(xIds.length);
+    expect(onB.events.map((e) => e.id)).toEqual(xIds);
+    expect(onB.events.map((e) => JSON.parse(e.data))).toEqual([
+      1,
+      'eight',
+      ...Array.from({ length: 200 }, (_, i) => 100 + i),
+    ]);
+    await onA.waitForEvents(good.length);
+    expect(onA.events.filter((e) => e.data === '{"two":2}')).toHaveLength(1);
+    expect(onA.events.filter((e) => e.data !== '{"two":2}').map((e) => e.data)).toEqual(
+      onB.events.map((e) => e.data),
+    );
+    const redis = new Redis(testRedisUrl());
+    try {
+      expect(await redis.xlen(`${prefix}:{batch-x}:log`)).toBe(xIds.length);
+      expect(await redis.xlen(`${prefix}:{batch-y}:log`)).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    expect(await readMetric(b.url, 'sse_events_published_total')).toBe(published + good.length);
+
+    // Refused whole, nothing stored: an empty batch, and one over MAX_BATCH_EVENTS.
+    for (const [body, status, code] of [
+      ['[]', 400, 'BODY_INVALID'],
+      [
+        JSON.stringify(Array.from({ length: 1001 }, () => ({ topic: 'batch-x', data: 0 }))),
+        413,
+        'BATCH_TOO_LARGE',
+      ],
+    ] as const) {
+      const refused = await fetchJson(`${b.url}/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect([refused.status, refused.body.error?.code]).toEqual([status, code]);
+    }
+    await sleep(100);
+    expect(onB.events).toHaveLength(xIds.length);
+    expect(onB.ended).toBe(false);
+  });
+
   it('times every delivery: the latency histogram counts what sse_events_delivered_total counts', async () => {
     const g = await startGatewayProcess({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix });
     try {

@@ -765,6 +765,37 @@ describe('limits', () => {
     );
   });
 
+  it('counts a batch as its events against the publish rate, and checks each topic claim', async () => {
+    const feed = bearer(
+      await mintToken({ key: SECRET, claims: { sub: 'batcher', sse: { publish: ['b/*'] } } }),
+    );
+    // Short entries: this gateway's MAX_BODY_BYTES is 1024.
+    const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ topic: 'b/k', data: i }));
+    // A claim per entry: the entry outside it is refused alone, the others are stored.
+    const mixed = await fetchJson(`${gateway.url}/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...feed },
+      body: JSON.stringify([...batch(2), { topic: 'elsewhere', data: 'no' }, ...batch(2)]),
+    });
+    expect(mixed.status).toBe(200);
+    expect(mixed.body.results.map((r: { error?: { code: string } }) => r.error?.code)).toEqual([
+      undefined,
+      undefined,
+      'TOPIC_FORBIDDEN',
+      undefined,
+      undefined,
+    ]);
+    expect(await redis.xlen(`${prefix}:{b/k}:log`)).toBe(4);
+    expect(await redis.exists(`${prefix}:{elsewhere}:log`)).toBe(0);
+    // 5 of the 60 a minute are gone: 55 more pass, then a batch of 2 is refused whole.
+    for (const n of [20, 20, 15]) {
+      expect((await publish(gateway.url, batch(n), feed)).status).toBe(200);
+    }
+    const over = await publish(gateway.url, batch(2), feed);
+    expect([over.status, over.code]).toEqual([429, 'RATE_LIMITED']);
+    expect(await redis.xlen(`${prefix}:{b/k}:log`)).toBe(59);
+  });
+
   it('refuses a body over MAX_BODY_BYTES and more topics than MAX_TOPICS', async () => {
     const feed = bearer(
       await mintToken({ key: SECRET, claims: { sub: 'big', sse: { publish: ['big'] } } }),

@@ -182,6 +182,50 @@ describe('streamcast-publish and streamcast-tail', () => {
     expect(tail.lines.map((l) => JSON.parse(l).data)).toEqual([[1], 'three', 4]);
   });
 
+  it('publishes many lines in batches, through the gateway and into Redis, ids in input order', async () => {
+    for (const target of [
+      ['--url', gateway.url],
+      ['--redis', testRedisUrl(), '--prefix', prefix],
+    ]) {
+      const topic = `batched-${target[0]!.slice(2)}`;
+      const lines = Array.from({ length: 450 }, (_, i) =>
+        i === 7 ? '{"data":' : JSON.stringify({ data: i }),
+      );
+      const result = await run(
+        'publish',
+        [...target, '--batch', '100', topic, '-'],
+        `${lines.join('\n')}\n`,
+      );
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^streamcast-publish: line 8: not JSON/),
+      ]);
+      expect(result.lines).toHaveLength(449);
+      expect(new Set(result.lines).size).toBe(449);
+      // The ids are printed in input order: each one resumes right after its own event.
+      const tail = await run('tail', [
+        '--url',
+        gateway.url,
+        '--from',
+        result.lines[99] as string,
+        '--count',
+        '3',
+        topic,
+      ]);
+      expect(tail.lines.map((l) => JSON.parse(l).data)).toEqual([101, 102, 103]);
+      const all = await run('tail', [
+        '--url',
+        gateway.url,
+        '--from',
+        result.lines[0] as string,
+        '--count',
+        '448',
+        topic,
+      ]);
+      expect(all.lines.map((l) => JSON.parse(l).id)).toEqual(result.lines.slice(1));
+    }
+  });
+
   it('reports each bad line by its number, publishes the others in order, and exits 2', async () => {
     const lines = [
       '{"topic":"partial","data":1}',
@@ -316,6 +360,18 @@ describe('streamcast-publish and streamcast-tail', () => {
       /data "\{oops" is not JSON/,
     ],
     ['publish with an unknown option', 'publish', ['--nope', 'news', '1'], /unknown option --nope/],
+    [
+      'publish with a batch of 0',
+      'publish',
+      ['--batch', '0', 'news', '-'],
+      /--batch must be a whole number of at least 1/,
+    ],
+    [
+      'publish with a batch over 1000',
+      'publish',
+      ['--batch', '1001', 'news', '-'],
+      /--batch must be at most 1000/,
+    ],
     ['publish the reserved event type', 'publish', ['news', 'reset', '1'], /"reset" is reserved/],
     [
       'publish a seed event that does not fit its schema',

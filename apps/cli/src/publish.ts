@@ -1,14 +1,20 @@
 import { createInterface } from 'node:readline';
 import { ConfigError, engineEnv, parseEnv } from '@streamcast/config';
 import { redisConnection } from '@streamcast/engine-redis';
-import { assertTopic, describe, normalizeEventName } from '@streamcast/protocol';
-import { createPublisher, PublishError, type Publisher } from '@streamcast/publisher';
+import { MAX_BATCH_EVENTS, assertTopic, describe, normalizeEventName } from '@streamcast/protocol';
+import {
+  createPublisher,
+  PublishError,
+  type PublishOutcome,
+  type Publisher,
+} from '@streamcast/publisher';
 import { z } from 'zod';
 import {
   EXIT,
   UsageError,
   note,
   parseCommandLine,
+  parseCount,
   parseHttpUrl,
   parseSeconds,
   redactUrl,
@@ -17,6 +23,7 @@ import {
 
 const PROGRAM = 'streamcast-publish';
 const DEFAULT_GATEWAY = 'http://127.0.0.1:3000';
+const DEFAULT_BATCH = 100;
 
 export const PUBLISH_HELP = `Usage:
   ${PROGRAM} [options] <topic> [<event>] <data>
@@ -39,11 +46,14 @@ Standard input:
   "private": {"fields": [...], "claim": "..."} (or a list) marks fields of "data" only
   subscribers whose token carries the claim see (docs/security.md, "Private fields").
   Blank lines are skipped. With --text, each line is the data, sent as a string, to <topic>.
-  Events are published one after another, in input order, and each id is printed as it is
-  stored. A bad line (not JSON, bad topic or event, refused by the gateway) is reported on
-  stderr with its line number and skipped; the lines after it are still published, and the
-  exit code says something went wrong. If the target is unreachable or refuses the client
-  (no or bad token), the run stops there: the lines after it are not published.
+  Events are published in input order, in batches of the lines that have arrived while the
+  one before was being published (up to --batch lines: one POST /publish, or one round trip
+  to Redis), and each id is printed, in input order, once stored. A bad line (not JSON, bad
+  topic or event, refused by the gateway) is reported on stderr with its line number and
+  skipped; the lines after it are still published, and the exit code says something went
+  wrong. If the target is unreachable or refuses the client (no or bad token), the run stops
+  there: the lines after it (after its batch, if some of the batch was stored) are not
+  published.
 
 Options:
   --url <url>       gateway to publish through, with POST /publish
@@ -54,6 +64,9 @@ Options:
   --prefix <p>      Redis key prefix, as the gateways' REDIS_PREFIX (env REDIS_PREFIX;
                     default sse)
   --text            send <data> (or each line of standard input) as a string, unparsed
+  --batch <n>       at most n lines of standard input in one publish, 1-${MAX_BATCH_EVENTS}
+                    (default ${DEFAULT_BATCH}; 1 publishes one event per request, as gateways
+                    before batch publishing need)
   --timeout <s>     give up on a publish after this many seconds (default 5)
   -h, --help        show this help
 
@@ -132,6 +145,7 @@ async function publishCommand(argv: string[]): Promise<number> {
       redis: { type: 'string' },
       prefix: { type: 'string' },
       text: { type: 'boolean' },
+      batch: { type: 'string' },
       timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -152,6 +166,10 @@ async function publishCommand(argv: string[]): Promise<number> {
   const target = chooseTarget(values, env);
   const timeoutMs = (parseSeconds('--timeout', values.timeout) ?? 5) * 1000;
   const text = values.text ?? false;
+  const batchSize = parseCount('--batch', values.batch) ?? DEFAULT_BATCH;
+  if (batchSize > MAX_BATCH_EVENTS) {
+    throw new UsageError(`--batch must be at most ${MAX_BATCH_EVENTS} (got ${batchSize})`);
+  }
 
   if (positionals.length > 3) {
     throw new UsageError(
@@ -176,7 +194,7 @@ async function publishCommand(argv: string[]): Promise<number> {
       if (text && defaults.topic === undefined) {
         throw new UsageError('--text with standard input needs <topic> as an argument');
       }
-      return await publishLines(opener, defaults, text, positionals.length === 0);
+      return await publishLines(opener, defaults, text, positionals.length === 0, batchSize);
     }
     const [topicArg, second, third] = positionals as [
       string,
@@ -314,22 +332,38 @@ async function publishOne(publisher: Publisher, draft: Draft): Promise<Outcome> 
     const options = draft.private === undefined ? undefined : { private: draft.private };
     return { ok: true, id: await publisher.publish(draft.topic, draft.event, draft.data, options) };
   } catch (err) {
-    if (!(err instanceof PublishError)) {
-      return { ok: false, exit: EXIT.failed, message: (err as Error).message, stop: true };
-    }
-    const message = `${err.code}: ${err.message}`;
-    // Checked here, before sending: the payload does not fit the topic's schema (seed topics).
-    if (err.status === undefined && (err.code === 'BODY_INVALID' || err.code === 'DATA_MISSING')) {
-      return { ok: false, exit: EXIT.usage, message, stop: false };
-    }
-    // Refused for this event only: later events may well be accepted.
-    const aboutThisEvent =
-      err.status === 400 ||
-      err.status === 413 ||
-      err.status === 415 ||
-      err.code === 'TOPIC_FORBIDDEN';
-    return { ok: false, exit: EXIT.failed, message, stop: !aboutThisEvent };
+    return failure(err);
   }
+}
+
+/** Publishes lines as one batch; one outcome per line, in order. */
+async function publishBatch(publisher: Publisher, drafts: Draft[]): Promise<Outcome[]> {
+  let outcomes: PublishOutcome[];
+  try {
+    outcomes = await publisher.publishMany(drafts);
+  } catch (err) {
+    return drafts.map(() => failure(err));
+  }
+  return outcomes.map((o) => ('id' in o ? { ok: true, id: o.id } : failure(o.error)));
+}
+
+/** A failed publish: what it means for the exit code, and whether the run can go on. */
+function failure(err: unknown): Outcome & { ok: false } {
+  if (!(err instanceof PublishError)) {
+    return { ok: false, exit: EXIT.failed, message: (err as Error).message, stop: true };
+  }
+  const message = `${err.code}: ${err.message}`;
+  // Checked here, before sending: the payload does not fit the topic's schema (seed topics).
+  if (err.status === undefined && (err.code === 'BODY_INVALID' || err.code === 'DATA_MISSING')) {
+    return { ok: false, exit: EXIT.usage, message, stop: false };
+  }
+  // Refused for this event only: later events may well be accepted.
+  const aboutThisEvent =
+    err.status === 400 ||
+    err.status === 413 ||
+    err.status === 415 ||
+    err.code === 'TOPIC_FORBIDDEN';
+  return { ok: false, exit: EXIT.failed, message, stop: !aboutThisEvent };
 }
 
 async function publishLines(
@@ -337,54 +371,101 @@ async function publishLines(
   defaults: { topic: string | undefined; event: string | undefined },
   text: boolean,
   nothingGiven: boolean,
+  batchSize: number,
 ): Promise<number> {
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  /** Lines read and not yet published (or reported), in input order. */
+  const queue: Array<{ lineNo: number; draft: Draft } | { lineNo: number; bad: string }> = [];
   let lineNo = 0;
   let events = 0;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  lines.on('line', (line) => {
+    lineNo++;
+    if (line.trim() === '') return;
+    events++;
+    try {
+      queue.push({ lineNo, draft: parseLine(line, defaults, text) });
+    } catch (err) {
+      queue.push({ lineNo, bad: (err as Error).message });
+    }
+    // Reading stays ahead of publishing by a few batches, no more.
+    if (queue.length >= 4 * batchSize) lines.pause();
+    wake?.();
+  });
+  lines.on('close', () => {
+    ended = true;
+    wake?.();
+  });
+
   let exit: number = EXIT.ok;
   const worse = (code: number) => {
     // A failed publish outranks bad input: it is the one a script must not ignore.
     if (exit !== EXIT.failed) exit = code;
   };
-  for await (const line of lines) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    events++;
-    let draft: Draft;
-    try {
-      draft = parseLine(line, defaults, text);
-    } catch (err) {
-      note(PROGRAM, `line ${lineNo}: ${(err as Error).message}`);
+  let stopped = false;
+  while (!stopped) {
+    if (queue.length === 0) {
+      if (ended) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      continue;
+    }
+    // Bad lines are reported in their place; the good ones up to the next bad line form a batch.
+    const head = queue[0]!;
+    if ('bad' in head) {
+      queue.shift();
+      note(PROGRAM, `line ${head.lineNo}: ${head.bad}`);
       worse(EXIT.usage);
       continue;
     }
-    let outcome: Outcome;
+    let size = 1;
+    while (size < batchSize && size < queue.length && 'draft' in queue[size]!) size++;
+    const batch = queue.splice(0, size) as Array<{ lineNo: number; draft: Draft }>;
+    if (queue.length < 4 * batchSize) lines.resume();
+    let outcomes: Outcome[];
     try {
-      outcome = await publishOne(await opener.open(), draft);
+      const publisher = await opener.open();
+      outcomes =
+        batch.length === 1
+          ? [await publishOne(publisher, batch[0]!.draft)]
+          : await publishBatch(
+              publisher,
+              batch.map((b) => b.draft),
+            );
     } catch (err) {
-      const e = err as PublishError;
-      outcome = {
-        ok: false,
-        exit: EXIT.failed,
-        message: `${e.code ?? 'ERROR'}: ${e.message}`,
-        stop: true,
-      };
+      outcomes = batch.map(() => failure(err));
     }
-    if (outcome.ok) {
-      process.stdout.write(`${outcome.id}\n`);
-      continue;
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) {
+        process.stdout.write(`${outcome.id}\n`);
+        continue;
+      }
+      worse(outcome.exit);
+      const at = batch[i]!.lineNo;
+      if (outcome.stop && !outcomes.slice(i + 1).some((o) => o.ok)) {
+        // Nothing after it was stored: the run ends at this line.
+        note(
+          PROGRAM,
+          `line ${at}: ${outcome.message}; stopped, the lines after it were not published`,
+        );
+        stopped = true;
+        break;
+      }
+      note(PROGRAM, `line ${at}: ${outcome.message}`);
+      if (outcome.stop) stopped = true;
     }
-    worse(outcome.exit);
-    if (outcome.stop) {
+    if (stopped && outcomes.at(-1)?.ok) {
       note(
         PROGRAM,
-        `line ${lineNo}: ${outcome.message}; stopped, the lines after it were not published`,
+        `stopped after line ${batch.at(-1)!.lineNo}, the lines after it were not published`,
       );
-      lines.close();
-      process.stdin.destroy();
-      break;
     }
-    note(PROGRAM, `line ${lineNo}: ${outcome.message}`);
+  }
+  if (stopped) {
+    lines.close();
+    process.stdin.destroy();
   }
   if (events === 0) {
     if (nothingGiven) {

@@ -1,5 +1,10 @@
 import { validateEvent } from '@streamcast/events';
-import { PublishError, type Publisher } from '@streamcast/publisher';
+import {
+  PublishError,
+  type PublishDraft,
+  type PublishOutcome,
+  type Publisher,
+} from '@streamcast/publisher';
 import { waitFor } from '@streamcast/testing';
 import { startProducer, type RawOptions } from './index';
 
@@ -36,6 +41,19 @@ export class RecordingPublisher implements Publisher {
     this.events.push(record);
     this.onRecord?.(record);
     return String(this.events.length);
+  }
+
+  /** One `publish` after another (producers publish one event at a time). */
+  async publishMany(events: readonly PublishDraft[]): Promise<PublishOutcome[]> {
+    const outcomes: PublishOutcome[] = [];
+    for (const { topic, event = 'message', data } of events) {
+      try {
+        outcomes.push({ id: await this.publish(topic, event, data) });
+      } catch (err) {
+        outcomes.push({ error: err as PublishError });
+      }
+    }
+    return outcomes;
   }
 
   async close(): Promise<void> {}

@@ -32,6 +32,7 @@ describe('tick producer', () => {
         await recorder.publish(topic, event, data);
         return publisher.publish(topic, event, data);
       },
+      publishMany: (events) => recorder.publishMany(events),
       close: async () => {},
     };
     const started = Date.now();
@@ -64,6 +65,7 @@ describe('tick producer', () => {
         await recorder.publish(topic, event, data);
         return id;
       },
+      publishMany: (events) => recorder.publishMany(events),
       close: async () => {},
     };
     producer = startAll(

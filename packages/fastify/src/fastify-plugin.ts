@@ -1,5 +1,7 @@
 import {
+  PUBLISH_FIELDS,
   createBroadcaster,
+  publishBatchToHub,
   publishToHub,
   type Broadcaster,
   type PublishOptions,
@@ -113,7 +115,6 @@ declare module 'fastify' {
 
 type RedisClient = NonNullable<BroadcasterOptions['redis']>;
 
-const PUBLISH_FIELDS = new Set(['topic', 'event', 'data', 'private']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Headers set on the reply so far (by hooks such as CORS's), for a hijacked response. */
@@ -280,15 +281,26 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     };
     fastify.post('/publish', { onRequest: admitPublish }, async (request: FastifyRequest) => {
       const body = request.body;
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new BodyInvalid('must be a JSON object {"topic", "event"?, "data"}');
+      const principal = publishPrincipals.get(request);
+      if (Array.isArray(body)) {
+        // A batch (docs/api.md, "Batch publish"): each entry answers on its own.
+        guard.admitBatch(authRequestOf(request), principal, body.length);
+        const results = await publishBatchToHub(hub, body, publishTimeoutMs, (topic) =>
+          guard.assertPublish(principal, topic),
+        );
+        return { results };
+      }
+      if (typeof body !== 'object' || body === null) {
+        throw new BodyInvalid(
+          'must be a JSON object {"topic", "event"?, "data"}, or an array of them (a batch)',
+        );
       }
       for (const key of Object.keys(body)) {
         if (!PUBLISH_FIELDS.has(key)) throw new BodyInvalid(`unknown field ${JSON.stringify(key)}`);
       }
       const { topic, event, data } = body as Record<string, unknown>;
       assertTopic(topic);
-      guard.assertPublish(publishPrincipals.get(request), topic);
+      guard.assertPublish(principal, topic);
       // A JSON body has no undefined values: a missing "data" is what publishToHub refuses.
       const id = await publishToHub(hub, topic, event, data, publishTimeoutMs, {
         private: (body as Record<string, unknown>).private,

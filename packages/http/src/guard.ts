@@ -1,6 +1,12 @@
 import { Authorizer, type AuthRequest, type Principal } from '@streamcast/auth';
 import { RateLimiter, StreamCounter, retryAfter } from '@streamcast/limits';
-import { OriginForbidden, PublishForbidden, RateLimited, describe } from '@streamcast/protocol';
+import {
+  BatchTooLarge,
+  OriginForbidden,
+  PublishForbidden,
+  RateLimited,
+  describe,
+} from '@streamcast/protocol';
 import { isLoopback } from './loopback';
 
 export interface GuardOptions {
@@ -90,15 +96,36 @@ export class Guard {
         return undefined;
       }
       const principal = await this.auth.authenticateWrite(req);
-      const who = principal?.sub !== undefined ? `sub:${principal.sub}` : `ip:${req.ip ?? '?'}`;
-      const wait = this.publishRate.take(who);
-      if (wait > 0) {
-        const whom = principal?.sub !== undefined ? "this token's subject" : 'this client';
-        throw retryAfter(new RateLimited(this.publishRate.perMinute, whom), wait);
-      }
+      this.takePublishes(req, principal, 1);
       return principal;
     } catch (err) {
       throw this.refused(err);
+    }
+  }
+
+  /**
+   * The rest of a batch's publishes, once its size is known (`admitPublish` took one): a batch
+   * of N counts as N publishes against PUBLISH_RATE_PER_MIN. Throws RATE_LIMITED, or
+   * BATCH_TOO_LARGE for a batch larger than the rate itself (nothing of the batch is stored
+   * then). No-op without keys, as the rate applies to tokens' holders.
+   */
+  admitBatch(req: AuthRequest, principal: Principal | undefined, events: number): void {
+    if (!this.auth.enabled || events <= 1) return;
+    try {
+      const perMinute = this.publishRate.perMinute;
+      if (perMinute > 0 && events > perMinute) throw new BatchTooLarge(events, perMinute);
+      this.takePublishes(req, principal, events - 1);
+    } catch (err) {
+      throw this.refused(err);
+    }
+  }
+
+  private takePublishes(req: AuthRequest, principal: Principal | undefined, count: number): void {
+    const who = principal?.sub !== undefined ? `sub:${principal.sub}` : `ip:${req.ip ?? '?'}`;
+    const wait = this.publishRate.take(who, Date.now(), count);
+    if (wait > 0) {
+      const whom = principal?.sub !== undefined ? "this token's subject" : 'this client';
+      throw retryAfter(new RateLimited(this.publishRate.perMinute, whom), wait);
     }
   }
 

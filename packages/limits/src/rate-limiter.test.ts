@@ -11,6 +11,17 @@ describe('RateLimiter', () => {
     expect(limiter.take('a', 1000)).toBe(1);
   });
 
+  it('takes a count at once, all or none (a batch of publishes)', () => {
+    const limiter = new RateLimiter(60);
+    expect(limiter.take('a', 0, 50)).toBe(0);
+    // 10 left: 11 are refused whole, and nothing is taken.
+    expect(limiter.take('a', 0, 11)).toBe(1);
+    expect(limiter.take('a', 0, 10)).toBe(0);
+    expect(limiter.take('a', 0, 5)).toBe(5);
+    expect(limiter.take('c', 0, 60)).toBe(0);
+    expect(limiter.take('c', 0, 30)).toBe(30);
+  });
+
   it('is off at 0', () => {
     const limiter = new RateLimiter(0);
     for (let i = 0; i < 1000; i++) expect(limiter.take('a')).toBe(0);

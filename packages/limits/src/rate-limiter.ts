@@ -17,8 +17,11 @@ export class RateLimiter {
     this.perMs = perMinute / 60_000;
   }
 
-  /** Takes one request for `key`: 0 when allowed, else the seconds until one more will be. */
-  take(key: string, now = Date.now()): number {
+  /**
+   * Takes `count` requests for `key` at once, all or none: 0 when allowed, else the seconds
+   * until they will be. A count above `perMinute` never is: the caller refuses it first.
+   */
+  take(key: string, now = Date.now(), count = 1): number {
     if (this.perMinute <= 0) return 0;
     let bucket = this.buckets.get(key);
     if (bucket) {
@@ -29,11 +32,11 @@ export class RateLimiter {
       bucket = { tokens: this.perMinute, at: now };
       this.buckets.set(key, bucket);
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= count) {
+      bucket.tokens -= count;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs / 1000));
+    return Math.max(1, Math.ceil((count - bucket.tokens) / this.perMs / 1000));
   }
 
   /** Number of keys remembered (for tests and metrics). */

@@ -100,6 +100,11 @@ export const BodyTooLarge = createError(
   'request body is larger than %d bytes (MAX_BODY_BYTES)',
   413,
 );
+export const BatchTooLarge = createError(
+  'BATCH_TOO_LARGE',
+  'a batch of %d events; at most %d per request (split it)',
+  413,
+);
 export const UnsupportedMediaType = createError(
   'UNSUPPORTED_MEDIA_TYPE',
   'content type %s is not accepted here; send application/json',

@@ -8,6 +8,9 @@ export const DEFAULT_EVENT = 'message';
 /** Sent by the broadcaster only, never accepted from a publisher. */
 export const RESET_EVENT = 'reset';
 
+/** Most events one batch (`POST /publish` with a JSON array) may hold. */
+export const MAX_BATCH_EVENTS = 1000;
+
 export function isValidTopic(topic: unknown): topic is string {
   return typeof topic === 'string' && TOPIC_RE.test(topic);
 }

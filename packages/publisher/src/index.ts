@@ -11,6 +11,7 @@ import {
 import { validateEvent } from '@streamcast/events';
 import type { Hub } from '@streamcast/hub';
 import {
+  MAX_BATCH_EVENTS,
   assertTopic,
   dataJson,
   normalizeEventName,
@@ -36,8 +37,28 @@ export interface Publisher {
     data: unknown,
     options?: { private?: unknown },
   ): Promise<string>;
+  /**
+   * Publishes a batch, in order: to a gateway in as few `POST /publish` requests as fit
+   * (MAX_BATCH_EVENTS and `maxBatchBytes` each), into Redis in one round trip. Resolves to one
+   * result per event, in the same order: its id, or the error that refused it (bad entries are
+   * refused alone; a refusal of a whole request, such as 401 or 503, is every one of its
+   * events'). Each event is stored whole or not at all. Rejects only if the batch is not an array.
+   */
+  publishMany(events: readonly PublishDraft[]): Promise<PublishOutcome[]>;
   close(): Promise<void>;
 }
+
+/** One event of a batch, as `publish` takes it. */
+export interface PublishDraft {
+  topic: string;
+  /** @default 'message' */
+  event?: string;
+  data: unknown;
+  private?: unknown;
+}
+
+/** What became of one event of a batch. */
+export type PublishOutcome = { id: string } | { error: PublishError };
 
 export interface PublisherOptions {
   /** Publish into this in-process hub. */
@@ -62,6 +83,11 @@ export interface PublisherOptions {
   validate?: boolean;
   /** Give up on a publish after this long. @default 5000 */
   timeoutMs?: number;
+  /**
+   * The largest body `publishMany` sends to a gateway; keep it under the gateway's
+   * MAX_BODY_BYTES. @default 1000000 (the default MAX_BODY_BYTES is 1 MiB)
+   */
+  maxBatchBytes?: number;
 }
 
 /** A refused or failed publish, with the API's error code when the gateway gave one. */
@@ -109,12 +135,14 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
 
   if (options.hub) {
     const hub = options.hub;
+    const publish: Publisher['publish'] = (topic, event, data, publishOptions) => {
+      const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
+      return hub.publish(topic, name, json, privateFields);
+    };
     return {
       target: 'hub',
-      publish: (topic, event, data, publishOptions) => {
-        const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
-        return hub.publish(topic, name, json, privateFields);
-      },
+      publish,
+      publishMany: (events) => publishEach(events, publish),
       close: async () => {},
     };
   }
@@ -151,16 +179,18 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     const engine = client.isCluster
       ? new RedisClusterEngine({ client: client as Cluster, ...engineOptions })
       : new RedisEngine({ client: client as Redis, ...engineOptions });
+    const publish: Publisher['publish'] = async (topic, event, data, publishOptions) => {
+      const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
+      try {
+        return singleTopicCursor(topic, await engine.publish(topic, name, json, privateFields));
+      } catch (err) {
+        throw new PublishError(`not stored: ${(err as Error).message}`, 'NOT_READY');
+      }
+    };
     return {
       target: 'redis',
-      publish: async (topic, event, data, publishOptions) => {
-        const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
-        try {
-          return singleTopicCursor(topic, await engine.publish(topic, name, json, privateFields));
-        } catch (err) {
-          throw new PublishError(`not stored: ${(err as Error).message}`, 'NOT_READY');
-        }
-      },
+      publish,
+      publishMany: (events) => publishEach(events, publish),
       close: async () => {
         client.disconnect();
       },
@@ -172,41 +202,142 @@ export async function createPublisher(options: PublisherOptions): Promise<Publis
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     const timeoutMs = options.timeoutMs ?? 5000;
+    const maxBatchBytes = options.maxBatchBytes ?? 1_000_000;
+    /** One event's JSON, around the `data` text check() made (large data is serialised once). */
+    const encode = (topic: string, event: string, data: unknown, privateSpec?: unknown) => {
+      const [name, json, privateFields] = check(topic, event, data, privateSpec);
+      const head = JSON.stringify({
+        topic,
+        event: name,
+        ...(privateFields === undefined ? {} : { private: privateSpec }),
+      });
+      return `${head.slice(0, -1)},"data":${json}}`;
+    };
+    /** POSTs `body`; resolves to the 200 answer, or throws the gateway's refusal. */
+    const post = async (body: string): Promise<unknown> => {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: 'POST',
+          headers,
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (err) {
+        throw new PublishError(`cannot reach ${url}: ${(err as Error).message}`, 'NOT_READY');
+      }
+      const answer = (await res.json().catch(() => ({}))) as {
+        error?: { code: string; message: string };
+      };
+      if (res.status === 200) return answer;
+      throw new PublishError(
+        answer.error?.message ?? `gateway answered ${res.status}`,
+        answer.error?.code ?? 'HTTP_ERROR',
+        res.status,
+      );
+    };
     return {
       target: 'http',
       publish: async (topic, event, data, publishOptions) => {
-        const [name, json, privateFields] = check(topic, event, data, publishOptions?.private);
-        // The body around the `data` text check() made, so large data is not serialised twice.
-        const head = JSON.stringify({
-          topic,
-          event: name,
-          ...(privateFields === undefined ? {} : { private: publishOptions?.private }),
-        });
-        let res: Response;
-        try {
-          res = await fetch(url, {
-            method: 'POST',
-            headers,
-            body: `${head.slice(0, -1)},"data":${json}}`,
-            signal: AbortSignal.timeout(timeoutMs),
-          });
-        } catch (err) {
-          throw new PublishError(`cannot reach ${url}: ${(err as Error).message}`, 'NOT_READY');
-        }
-        const body = (await res.json().catch(() => ({}))) as {
-          id?: string;
-          error?: { code: string; message: string };
+        const answer = (await post(encode(topic, event, data, publishOptions?.private))) as {
+          id?: unknown;
         };
-        if (res.status === 200 && typeof body.id === 'string') return body.id;
-        throw new PublishError(
-          body.error?.message ?? `gateway answered ${res.status}`,
-          body.error?.code ?? 'HTTP_ERROR',
-          res.status,
-        );
+        if (typeof answer.id === 'string') return answer.id;
+        throw new PublishError('gateway answered 200 without an id', 'HTTP_ERROR', 200);
+      },
+      publishMany: async (events) => {
+        const outcomes: PublishOutcome[] = new Array<PublishOutcome>(events.length);
+        // Checked here first: a bad event is refused alone and never sent.
+        let chunk: Array<{ index: number; json: string }> = [];
+        let bytes = 2;
+        const send = async () => {
+          if (chunk.length === 0) return;
+          const sent = chunk;
+          chunk = [];
+          bytes = 2;
+          let results: unknown;
+          try {
+            results = (
+              (await post(`[${sent.map((e) => e.json).join(',')}]`)) as {
+                results?: unknown;
+              }
+            ).results;
+          } catch (err) {
+            for (const e of sent) outcomes[e.index] = { error: err as PublishError };
+            return;
+          }
+          sent.forEach((e, i) => {
+            outcomes[e.index] = batchOutcome(Array.isArray(results) ? results[i] : undefined);
+          });
+        };
+        for (let index = 0; index < events.length; index++) {
+          const { topic, event = 'message', data, private: privateSpec } = events[index]!;
+          let json: string;
+          try {
+            json = encode(topic, event, data, privateSpec);
+          } catch (err) {
+            outcomes[index] = { error: asPublishError(err) };
+            continue;
+          }
+          if (
+            chunk.length > 0 &&
+            (chunk.length >= MAX_BATCH_EVENTS || bytes + json.length + 1 > maxBatchBytes)
+          ) {
+            await send();
+          }
+          chunk.push({ index, json });
+          bytes += json.length + 1;
+        }
+        await send();
+        return outcomes;
       },
       close: async () => {},
     };
   }
 
   throw new PublishError('no target: give hub, redisUrl, redisOptions or gatewayUrl', 'NO_TARGET');
+}
+
+/**
+ * A batch published one event at a time, all started at once in order (the hub and the Redis
+ * engine send them in one go, and keep one topic's order).
+ */
+function publishEach(
+  events: readonly PublishDraft[],
+  publish: Publisher['publish'],
+): Promise<PublishOutcome[]> {
+  return Promise.all(
+    events.map(async ({ topic, event = 'message', data, private: privateSpec }) => {
+      try {
+        const options = privateSpec === undefined ? undefined : { private: privateSpec };
+        return { id: await publish(topic, event, data, options) };
+      } catch (err) {
+        return { error: asPublishError(err) };
+      }
+    }),
+  );
+}
+
+/** An error of the protocol's checks (TOPIC_INVALID, …) as a PublishError with its code. */
+function asPublishError(err: unknown): PublishError {
+  if (err instanceof PublishError) return err;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  return new PublishError(String(message), typeof code === 'string' ? code : 'INTERNAL');
+}
+
+/** One entry of a gateway's batch answer. */
+function batchOutcome(result: unknown): PublishOutcome {
+  const { id, error } = (result ?? {}) as {
+    id?: unknown;
+    error?: { code?: unknown; message?: unknown };
+  };
+  if (typeof id === 'string') return { id };
+  if (error && typeof error.code === 'string') {
+    // The status the code has when it answers a whole request.
+    const status = error.code === 'NOT_READY' ? 503 : error.code === 'TOPIC_FORBIDDEN' ? 403 : 400;
+    return { error: new PublishError(String(error.message), error.code, status) };
+  }
+  return {
+    error: new PublishError('the gateway answered no result for this event', 'HTTP_ERROR', 200),
+  };
 }
