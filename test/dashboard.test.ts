@@ -13,6 +13,7 @@ import {
   waitFor,
   type GatewayProcess,
 } from '@streamcast/testing';
+import { queryPanels, renderDashboard, type Panel } from '../scripts/dashboard-snapshot';
 
 /*
  * The Grafana dashboard (infra/grafana/dashboards/streamcast.json): every metric its queries
@@ -24,7 +25,7 @@ const ROOT = join(__dirname, '..');
 const dashboard = JSON.parse(
   readFileSync(join(ROOT, 'infra', 'grafana', 'dashboards', 'streamcast.json'), 'utf8'),
 ) as {
-  panels: Array<{ type: string; title: string; targets?: Array<{ expr: string }> }>;
+  panels: Panel[];
   templating: { list: Array<{ name: string; type: string; definition?: string }> };
 };
 const queries = dashboard.panels.flatMap((p) =>
@@ -180,6 +181,21 @@ describe('the Grafana dashboard', () => {
     expect(unexplained).toEqual([]);
     const notYet = empty.flatMap((expr) => metricsIn(expr).filter((m) => !sampled(m)));
     expect(notYet.filter((m) => m !== 'nodejs_gc_duration_seconds_sum')).toEqual([]);
+    // The snapshot's drawing (npm run dashboard:snapshot): every panel, and a line for every
+    // time series with points.
+    const end = Date.now() / 1000;
+    const drawn = await queryPanels(promUrl, dashboard.panels, end - 20, end);
+    const html = renderDashboard('streamcast', dashboard.panels, drawn, end - 20, end, 'test');
+    for (const panel of dashboard.panels) {
+      expect(html).toContain(`>${panel.title.replaceAll('&', '&amp;')}<`);
+    }
+    const lines = dashboard.panels
+      .filter((p) => p.type === 'timeseries')
+      .flatMap((p) => drawn.get(p.title) ?? [])
+      .filter((series) => series.points.length > 0);
+    expect(lines.length).toBeGreaterThan(10);
+    expect(html.match(/<path d="M/g)).toHaveLength(lines.length);
+    expect(drawn.get('Open streams')?.[0]?.points.at(-1)?.[1]).toBe(3);
     // The variable's query: the gateways, by instance.
     const ready = await fetchJson(`${promUrl}/api/v1/query?query=sse_ready`);
     expect(
