@@ -7,6 +7,7 @@
  *   node -r ts-node/register/transpile-only benchmarks/fanout.bench.ts   (this scenario alone)
  */
 import { randomUUID } from 'node:crypto';
+import { httpBatchTarget } from '@streamcast/loadtest';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -31,7 +32,14 @@ export type FanoutRow = DeliveryRow;
 export async function runDeliveryScenario(
   ctx: BenchContext,
   kind: ServerKind,
-  scenario: { name: string; subscribers: number; topics: number; rate: number },
+  scenario: {
+    name: string;
+    subscribers: number;
+    topics: number;
+    rate: number;
+    /** Publish in batches gathered this long (POST /publish with an array): the fixed rate only. */
+    batchMs?: number;
+  },
 ): Promise<DeliveryRow[]> {
   const p = ctx.params;
   log(`${scenario.name} ${kind}: starting the server and ${scenario.subscribers} subscribers`);
@@ -42,9 +50,12 @@ export async function runDeliveryScenario(
       (_, i) => `bench-${scenario.name}-${run}-${i}`,
     );
     await openAll(pool, specsFor(server, topics, scenario.subscribers), kind);
-    const target = useTarget(server.target(topics, p.concurrency));
+    const batchMs = scenario.batchMs;
+    const target = useTarget(
+      batchMs ? httpBatchTarget(server.url, topics, batchMs) : server.target(topics, p.concurrency),
+    );
     const rows: DeliveryRow[] = [];
-    if (p.seconds > 0) {
+    if (p.seconds > 0 && !batchMs) {
       log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
       rows.push(
         await measureDelivery(ctx, server, pool, target, {
@@ -57,7 +68,7 @@ export async function runDeliveryScenario(
     log(`${scenario.name} ${kind}: ${scenario.rate} events/s for ${p.rateSeconds} s`);
     rows.push(
       await measureDelivery(ctx, server, pool, target, {
-        load: `${scenario.rate}/s`,
+        load: batchMs ? `${scenario.rate}/s in ${batchMs} ms batches` : `${scenario.rate}/s`,
         topics: topics.length,
         rate: scenario.rate,
         seconds: p.rateSeconds,

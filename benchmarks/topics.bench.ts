@@ -22,15 +22,18 @@ import type { ServerKind } from './lib/servers';
 export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
   const kinds: ServerKind[] = nchanMissing() ? ['streamcast'] : ['streamcast', 'nchan'];
   const rows: DeliveryRow[] = [];
-  for (const kind of kinds) {
-    rows.push(
-      ...(await runDeliveryScenario(ctx, kind, {
-        name: 'topics',
-        subscribers: ctx.params.topicsSubscribers,
-        topics: ctx.params.topicsCount,
-        rate: ctx.params.topicsRate,
-      })),
-    );
+  const scenario = {
+    name: 'topics',
+    subscribers: ctx.params.topicsSubscribers,
+    topics: ctx.params.topicsCount,
+    rate: ctx.params.topicsRate,
+  };
+  for (const kind of kinds) rows.push(...(await runDeliveryScenario(ctx, kind, scenario)));
+  // The same rate from a producer that batches (POST /publish with an array): the cost per
+  // event when the intake is shared by several events.
+  const batchMs = ctx.params.topicsBatchMs;
+  if (batchMs > 0) {
+    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...scenario, batchMs })));
   }
   return rows;
 }
@@ -43,6 +46,16 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     table(DELIVERY_HEAD, rows.map(deliveryCells)),
     ...ratioLines(rows, 'many topics'),
   ];
+  const batched = rows.find((r) => r.load.includes('batches'));
+  const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);
+  if (batched && nchan) {
+    const perCore =
+      batched.deliveriesPerSec / batched.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+    out.push(
+      `many topics ${batched.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
+        `per server CPU-second ${perCore.toFixed(2)}x`,
+    );
+  }
   const missing = nchanMissing();
   if (missing) out.push(missing);
   out.push(...foreignWarning(rows));
@@ -53,7 +66,9 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
   }
   out.push(
     `"saturated": at most BENCH_WINDOW=${p.window} events per topic ahead of the slowest subscriber;`,
-    `fixed rate: BENCH_TOPICS_RATE=${p.topicsRate} events/s over all topics.`,
+    `fixed rate: BENCH_TOPICS_RATE=${p.topicsRate} events/s over all topics; "in N ms batches":`,
+    `streamcast with the events of every BENCH_TOPICS_BATCH_MS=${p.topicsBatchMs} ms in one POST /publish`,
+    `(an array), latency still counted from each event's publish call.`,
   );
   return out.join('\n');
 }

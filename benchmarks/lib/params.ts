@@ -29,6 +29,8 @@ export interface BenchParams {
   topicsCount: number;
   /** Events per second of the many-topics fixed-rate run, over all topics. @default 1000 */
   topicsRate: number;
+  /** Many topics: an extra streamcast fixed-rate run publishing in batches gathered this long; 0: none. */
+  topicsBatchMs: number;
   /** Maximum throughput (open loop, loss accounted): subscribers. @default 1000 */
   tpSubscribers: number;
   /** Topics of the throughput scenario. @default 10 */
@@ -105,6 +107,7 @@ export function readParams(): BenchParams {
     topicsSubscribers: int('BENCH_TOPICS_SUBSCRIBERS', 2000, 1, 15_000),
     topicsCount: int('BENCH_TOPICS', 200, 1, 10_000),
     topicsRate: int('BENCH_TOPICS_RATE', 1000, 1, 100_000),
+    topicsBatchMs: int('BENCH_TOPICS_BATCH_MS', 10, 0, 1000),
     tpSubscribers: int('BENCH_TP_SUBSCRIBERS', 1000, 1, 15_000),
     tpTopics: int('BENCH_TP_TOPICS', 10, 1, 10_000),
     tpSeconds: int('BENCH_TP_SECONDS', 10, 1, 600),

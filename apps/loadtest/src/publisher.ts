@@ -21,6 +21,32 @@ function post(
   body: string,
   headers: Record<string, string>,
 ): Promise<void> {
+  return send(agent, url, path, body, headers, false).then(() => undefined);
+}
+
+/** POSTs `body`; resolves to the 2xx answer's JSON. */
+function postJson(
+  agent: Agent,
+  url: URL,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<unknown> {
+  return send(agent, url, path, body, headers, true).then((text) => JSON.parse(text) as unknown);
+}
+
+/**
+ * POSTs `body` and resolves on a 2xx answer, to its text when `whole` (else only the first
+ * few hundred characters are kept, for an error message); rejects otherwise.
+ */
+function send(
+  agent: Agent,
+  url: URL,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+  whole: boolean,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -35,11 +61,11 @@ function post(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
-          if (text.length < 300) text += c;
+          if (whole || text.length < 300) text += c;
         });
         res.once('end', () =>
           res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300
-            ? resolve()
+            ? resolve(text)
             : reject(new Error(`${path} answered ${res.statusCode}: ${text.trim().slice(0, 200)}`)),
         );
       },
@@ -65,6 +91,64 @@ export function httpTarget(
     name: `POST ${url.origin}/publish`,
     publish: (topic, data) => post(agent, url, '/publish', `${heads[topic]}${data}}`, all),
     close: async () => agent.destroy(),
+  };
+}
+
+/**
+ * Batch publish (`POST /publish` with a JSON array) on a gateway: events are gathered for
+ * `windowMs` from the first one (or until `maxEvents`), then sent as one request; each publish
+ * resolves with its own entry of the answer. One connection, so batches are stored in the order
+ * they were gathered, and one topic's events in publish order.
+ */
+export function httpBatchTarget(
+  baseUrl: string,
+  topics: readonly string[],
+  windowMs: number,
+  maxEvents = 1000,
+  headers: Record<string, string> = {},
+): PublishTarget {
+  const url = new URL(baseUrl);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const heads = topics.map((t) => `{"topic":${JSON.stringify(t)},"data":`);
+  const all = { ...headers, 'content-type': 'application/json' };
+  let events: string[] = [];
+  let waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const body = `[${events.join(',')}]`;
+    const sent = waiting;
+    events = [];
+    waiting = [];
+    void postJson(agent, url, '/publish', body, all).then(
+      (answer) => {
+        const results = (answer as { results?: Array<{ error?: { code: string } }> }).results;
+        sent.forEach((w, i) => {
+          const error = results?.[i]?.error;
+          if (results?.[i] === undefined) w.reject(new Error('no result for this event'));
+          else if (error) w.reject(new Error(`publish refused: ${error.code}`));
+          else w.resolve();
+        });
+      },
+      (err: Error) => {
+        for (const w of sent) w.reject(err);
+      },
+    );
+  };
+  return {
+    name: `POST ${url.origin}/publish, batches of ${windowMs} ms`,
+    publish: (topic, data) =>
+      new Promise<void>((resolve, reject) => {
+        events.push(`${heads[topic]}${data}}`);
+        waiting.push({ resolve, reject });
+        if (events.length >= maxEvents) flush();
+        else timer ??= setTimeout(flush, windowMs);
+      }),
+    close: async () => {
+      clearTimeout(timer);
+      agent.destroy();
+    },
   };
 }
 

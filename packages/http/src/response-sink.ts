@@ -46,9 +46,19 @@ function releaseHeaderLater(sink: ResponseSink): void {
   sink.releaseHeader();
 }
 
-function uncork(socket: Socket, sink: { corked: boolean }): void {
-  sink.corked = false;
-  socket.uncork();
+/**
+ * Streams corked in this tick, uncorked together when it ends: one nextTick for every stream an
+ * event was written to, not one each.
+ */
+let corkedSinks: Array<{ socket: Socket; sink: { corked: boolean } }> = [];
+
+function uncorkAll(): void {
+  const corked = corkedSinks;
+  corkedSinks = [];
+  for (const { socket, sink } of corked) {
+    sink.corked = false;
+    socket.uncork();
+  }
 }
 
 /** A hub Sink over a Node.js HTTP response (Fastify's reply.raw, Express's res). */
@@ -92,7 +102,8 @@ export class ResponseSink implements Sink {
       if (!this.corked) {
         this.corked = true;
         socket.cork();
-        process.nextTick(uncork, socket, this);
+        if (corkedSinks.length === 0) process.nextTick(uncorkAll);
+        corkedSinks.push({ socket, sink: this });
       }
       socket.write(chunkOf(chunk));
       return;
