@@ -124,6 +124,19 @@ describe('streamcast-publish and streamcast-tail', () => {
     await gateway?.stop();
   });
 
+  /** `streamcast-tail` on the gateway: `count` events of `topic` after the cursor `from`. */
+  function tailFrom(from: string | undefined, count: number, topic: string) {
+    return run('tail', [
+      '--url',
+      gateway.url,
+      '--from',
+      from as string,
+      '--count',
+      String(count),
+      topic,
+    ]);
+  }
+
   async function publishArgs(args: string[]): Promise<string> {
     const result = await run('publish', ['--url', gateway.url, ...args]);
     expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
@@ -169,15 +182,7 @@ describe('streamcast-publish and streamcast-tail', () => {
       expect(parseCursor(id).format).toBe('topics');
     }
     // The topic argument is the default of lines without one: the last line went to "batch".
-    const tail = await run('tail', [
-      '--url',
-      gateway.url,
-      '--from',
-      result.lines[0] as string,
-      '--count',
-      '3',
-      'batch',
-    ]);
+    const tail = await tailFrom(result.lines[0], 3, 'batch');
     expect(tail.code).toBe(0);
     expect(tail.lines.map((l) => JSON.parse(l).data)).toEqual([[1], 'three', 4]);
   });
@@ -203,25 +208,9 @@ describe('streamcast-publish and streamcast-tail', () => {
       expect(result.lines).toHaveLength(449);
       expect(new Set(result.lines).size).toBe(449);
       // The ids are printed in input order: each one resumes right after its own event.
-      const tail = await run('tail', [
-        '--url',
-        gateway.url,
-        '--from',
-        result.lines[99] as string,
-        '--count',
-        '3',
-        topic,
-      ]);
+      const tail = await tailFrom(result.lines[99], 3, topic);
       expect(tail.lines.map((l) => JSON.parse(l).data)).toEqual([101, 102, 103]);
-      const all = await run('tail', [
-        '--url',
-        gateway.url,
-        '--from',
-        result.lines[0] as string,
-        '--count',
-        '448',
-        topic,
-      ]);
+      const all = await tailFrom(result.lines[0], 448, topic);
       expect(all.lines.map((l) => JSON.parse(l).id)).toEqual(result.lines.slice(1));
     }
   });
@@ -254,15 +243,7 @@ describe('streamcast-publish and streamcast-tail', () => {
     expect(published.code).toBe(0);
     const ids = published.lines;
     expect(ids).toHaveLength(5);
-    const tail = await run('tail', [
-      '--url',
-      gateway.url,
-      '--from',
-      ids[1] as string,
-      '--count',
-      '3',
-      'resume',
-    ]);
+    const tail = await tailFrom(ids[1], 3, 'resume');
     expect(tail.code).toBe(0);
     expect(tail.lines.map((l) => JSON.parse(l))).toEqual(
       [2, 3, 4].map((i) => ({ id: ids[i], event: 'n', data: { i } })),
