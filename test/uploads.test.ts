@@ -194,9 +194,13 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
     REDIS_PREFIX: prefix,
     UPLOAD_DIR: uploadDir,
     UPLOAD_MAX_BYTES: String(maxBytes),
-    UPLOAD_LOCK_MS: '2000',
+    // Long enough that a loaded machine (CI runs other suites beside this one) never lets a
+    // running job's lock lapse; the kill test's workers use a short one (see there).
+    UPLOAD_LOCK_MS: '15000',
     RETRY_MS: '200',
   };
+  /** A killed worker's job is recovered once its lock lapses: soon, with this. */
+  const shortLock = { ...env, UPLOAD_LOCK_MS: '2000' };
   let a: GatewayProcess;
   let b: GatewayProcess;
   let worker: WorkerProcess;
@@ -454,7 +458,11 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
       ),
     );
     answers.forEach((answer, i) => expect(answer.body.fileId).toBe(uploads[i]?.fileId));
-    await Promise.all(subscribers.map((s) => s.waitForEvents(1, 30_000, 'complete')));
+    await Promise.all(subscribers.map((s) => s.waitForEvents(1, 60_000, 'complete'))).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}\nupload worker:\n${worker.output().slice(-4000)}`);
+      },
+    );
     await sleep(300);
     subscribers.forEach((subscriber, i) => {
       const mine = uploads[i] as (typeof uploads)[number];
@@ -495,7 +503,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
       await fetch(`${b.url}/api/upload`, { method: 'POST', body: form })
     ).json()) as { fileId: string };
     expect(answer.fileId).toMatch(/^[A-Za-z0-9_-]{22}$/);
-  });
+  }, 120_000);
 
   it.each([
     ['a JSON body', { 'content-type': 'application/json' }, '{"file":"x"}'],
@@ -518,7 +526,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
 
   it('finishes a job exactly once after its worker is killed mid-job and another starts', async () => {
     await worker.stop(); // this test's workers only
-    const slow = await startWorker({ ...env, UPLOAD_READ_BYTES_PER_S: String(MiB) }, workers);
+    const slow = await startWorker({ ...shortLock, UPLOAD_READ_BYTES_PER_S: String(MiB) }, workers);
     const content = randomBytes(6 * MiB);
     const path = scratchFile('killed.bin', content);
     const subscriber = await subscribe(b, 'killed-1');
@@ -540,7 +548,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
     const shownBeforeKill = Math.max(...percents(subscriber));
     expect(shownBeforeKill).toBeLessThan(90);
 
-    const fresh = await startWorker(env, workers);
+    const fresh = await startWorker(shortLock, workers);
     const [complete] = await subscriber.waitForEvents(1, 30_000, 'complete');
     await sleep(1500); // time for a second complete, were there one
     expect(subscriber.events.filter((e) => e.event === 'complete')).toHaveLength(1);

@@ -86,7 +86,15 @@ export class SseClient {
     const matching = () => this.events.filter((e) => event === undefined || e.event === event);
     await waitFor(
       () => matching().length >= count,
-      () => `${count} '${event ?? 'any'}' events (got ${matching().length})`,
+      () =>
+        `${count} '${event ?? 'any'}' events (got ${matching().length}; ` +
+        `${this.ended ? 'the stream ended' : 'the stream is open'}; last of ${this.events.length}: ` +
+        `${
+          this.events
+            .slice(-3)
+            .map((e) => `${e.event ?? 'message'} ${e.id ?? ''} ${e.data.slice(0, 160)}`)
+            .join(' | ') || 'none'
+        })`,
       timeoutMs,
     );
     return matching();
