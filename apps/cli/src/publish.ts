@@ -422,7 +422,8 @@ async function publishLines(
     let size = 1;
     while (size < batchSize && size < queue.length && 'draft' in queue[size]!) size++;
     const batch = queue.splice(0, size) as Array<{ lineNo: number; draft: Draft }>;
-    if (queue.length < 4 * batchSize) lines.resume();
+    // Resuming (or closing) a closed readline throws on Node 24 and later.
+    if (!ended && queue.length < 4 * batchSize) lines.resume();
     let outcomes: Outcome[];
     try {
       const publisher = await opener.open();
@@ -464,7 +465,7 @@ async function publishLines(
     }
   }
   if (stopped) {
-    lines.close();
+    if (!ended) lines.close();
     process.stdin.destroy();
   }
   if (events === 0) {
