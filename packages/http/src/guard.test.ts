@@ -21,7 +21,10 @@ describe('Guard: a batch against the publish rate', () => {
     // 4 left: admitPublish takes 1, and the 4 more the batch needs are one too many.
     await expect(admit(5)).rejects.toMatchObject({ code: 'RATE_LIMITED', statusCode: 429 });
     await expect(admit(11)).rejects.toMatchObject({ code: 'BATCH_TOO_LARGE', statusCode: 413 });
-    expect(guard.refusals.get('RATE_LIMITED')).toBe(1);
+    // The refused batches cost nothing: the 4 left are still there, and no more.
+    await admit(4);
+    await expect(admit(1)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(guard.refusals.get('RATE_LIMITED')).toBe(2);
     expect(guard.refusals.get('BATCH_TOO_LARGE')).toBe(1);
   });
 

@@ -107,7 +107,8 @@ export class Guard {
    * The rest of a batch's publishes, once its size is known (`admitPublish` took one): a batch
    * of N counts as N publishes against PUBLISH_RATE_PER_MIN. Throws RATE_LIMITED, or
    * BATCH_TOO_LARGE for a batch larger than the rate itself (nothing of the batch is stored
-   * then). No-op without keys, as the rate applies to tokens' holders.
+   * then, and the one admitPublish took is given back: a refused batch costs nothing). No-op
+   * without keys, as the rate applies to tokens' holders.
    */
   admitBatch(req: AuthRequest, principal: Principal | undefined, events: number): void {
     if (!this.auth.enabled || events <= 1) return;
@@ -116,13 +117,13 @@ export class Guard {
       if (perMinute > 0 && events > perMinute) throw new BatchTooLarge(events, perMinute);
       this.takePublishes(req, principal, events - 1);
     } catch (err) {
+      this.publishRate.give(publisherKey(req, principal), 1);
       throw this.refused(err);
     }
   }
 
   private takePublishes(req: AuthRequest, principal: Principal | undefined, count: number): void {
-    const who = principal?.sub !== undefined ? `sub:${principal.sub}` : `ip:${req.ip ?? '?'}`;
-    const wait = this.publishRate.take(who, Date.now(), count);
+    const wait = this.publishRate.take(publisherKey(req, principal), Date.now(), count);
     if (wait > 0) {
       const whom = principal?.sub !== undefined ? "this token's subject" : 'this client';
       throw retryAfter(new RateLimited(this.publishRate.perMinute, whom), wait);
@@ -152,4 +153,9 @@ export class Guard {
 /** The IP a stream is counted under: none for loopback (see Guard). */
 function countedIp(ip: string | undefined): string | undefined {
   return ip === undefined || isLoopback(ip) ? undefined : ip;
+}
+
+/** Whose publishes the rate counts: the token's subject, else the client's address. */
+function publisherKey(req: AuthRequest, principal: Principal | undefined): string {
+  return principal?.sub !== undefined ? `sub:${principal.sub}` : `ip:${req.ip ?? '?'}`;
 }

@@ -22,6 +22,18 @@ describe('RateLimiter', () => {
     expect(limiter.take('c', 0, 30)).toBe(30);
   });
 
+  it('gives back what was taken and then refused, never above the burst', () => {
+    const limiter = new RateLimiter(60);
+    expect(limiter.take('a', 0, 60)).toBe(0);
+    limiter.give('a', 2);
+    expect(limiter.take('a', 0, 2)).toBe(0);
+    expect(limiter.take('a', 0, 1)).toBe(1);
+    limiter.give('b', 5); // unknown key: nothing to give back
+    limiter.give('a', 1000);
+    expect(limiter.take('a', 0, 60)).toBe(0);
+    expect(limiter.take('a', 0, 1)).toBe(1);
+  });
+
   it('is off at 0', () => {
     const limiter = new RateLimiter(0);
     for (let i = 0; i < 1000; i++) expect(limiter.take('a')).toBe(0);

@@ -39,6 +39,12 @@ export class RateLimiter {
     return Math.max(1, Math.ceil((count - bucket.tokens) / this.perMs / 1000));
   }
 
+  /** Gives back `count` requests taken for `key` that were then refused (never above the burst). */
+  give(key: string, count: number): void {
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.perMinute, bucket.tokens + count);
+  }
+
   /** Number of keys remembered (for tests and metrics). */
   get size(): number {
     return this.buckets.size;
