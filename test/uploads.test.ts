@@ -296,11 +296,16 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
     ]);
 
     // Throughput: the worker's own timing of the job (read, hash, count), and end to end.
-    const line = worker
-      .output()
-      .split('\n')
-      .find((l) => l.includes('"upload processed"') && l.includes('big-upload-1'));
-    const logged = JSON.parse(line ?? '{}') as { ms?: number; mbPerS?: number };
+    // Logged after the job's `complete` is published: it may reach us a moment later.
+    const line = await waitFor(
+      () =>
+        worker
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"upload processed"') && l.includes('big-upload-1')),
+      () => `the worker to log the job:\n${worker.output().slice(-2000)}`,
+    );
+    const logged = JSON.parse(line) as { ms: number; mbPerS: number };
     const mb = text.content.length / 1e6;
     report.push(
       `${mb.toFixed(1)} MB text: worker processed at ${logged.mbPerS} MB/s (${logged.ms} ms); ` +
