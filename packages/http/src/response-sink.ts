@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Sink } from '@streamcast/hub';
 import { STREAM_HEADERS } from '@streamcast/protocol';
+import { detachStream } from './detach';
 
 /**
  * The hub writes each event's frame as one Buffer shared by every single-topic stream of the
@@ -42,8 +43,12 @@ interface ResponseInternals {
  */
 const SENT_HEADER = 'HTTP/1.1 200 OK\r\n\r\n';
 
-function releaseHeaderLater(sink: ResponseSink): void {
-  sink.releaseHeader();
+function settleLater(sink: ResponseSink): void {
+  sink.settle();
+}
+
+function detachLater(sink: ResponseSink): void {
+  sink.detach();
 }
 
 /**
@@ -61,26 +66,51 @@ function uncorkAll(): void {
   }
 }
 
-/** A hub Sink over a Node.js HTTP response (Fastify's reply.raw, Express's res). */
+/** The HTTP chunk of a string written by a detached stream. */
+function chunkOfText(text: string): string {
+  return `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+}
+
+const LAST_CHUNK = '0\r\n\r\n';
+
+/**
+ * A hub Sink over a Node.js HTTP response (Fastify's reply.raw, Express's res). Once the
+ * stream's headers are on the wire, its socket is taken out of the HTTP server (detach.ts) and
+ * the sink writes the chunks itself; 'close' listeners on the request and response that were
+ * there by then still run when the stream ends. A response that cannot be detached stays as it
+ * was and is written through (mostly past) Node's response.
+ */
 export class ResponseSink implements Sink {
   private closed = false;
   /** The socket is corked until the next tick: events of one tick leave in one write. */
   corked = false;
-  /** begin() ran; the header text is released after the first write sends it. */
+  /** begin() ran; the socket is detached (or the header text released) once it is sent. */
   private headerPending = false;
+  /** The response, until its socket is detached. */
+  private res: ServerResponse | undefined;
+  /** The socket, once detached from the HTTP server. */
+  private socket: Socket | undefined;
+  /** Run once when the stream ends: the hub's, then those the request and response had. */
+  private closeListeners: Array<() => void> = [];
+  private readonly markClosed = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    const listeners = this.closeListeners;
+    this.closeListeners = [];
+    for (const listener of listeners) listener();
+  };
 
   constructor(
-    private readonly res: ServerResponse,
+    res: ServerResponse,
     private readonly headers: OutgoingHttpHeaders = {},
     /** When the hub ends the stream (its token expires), in ms since the epoch. */
     readonly expiresAt?: number,
   ) {
+    this.res = res;
     // The client may be gone already (it left while the host's middleware or an async
     // topics lookup ran): no 'close' would follow, so the hub must learn it here.
     this.closed = res.destroyed;
-    res.once('close', () => {
-      this.closed = true;
-    });
+    res.once('close', this.markClosed);
     const socket = res.socket;
     if (socket) {
       // Events are small and latency matters; a stream is meant to stay open.
@@ -90,44 +120,83 @@ export class ResponseSink implements Sink {
     }
   }
 
+  /** True once the stream writes to its socket without Node's response (detach.ts). */
+  get detached(): boolean {
+    return this.socket !== undefined;
+  }
+
   begin(): void {
-    this.res.writeHead(200, { ...STREAM_HEADERS, ...this.headers });
+    this.res?.writeHead(200, { ...STREAM_HEADERS, ...this.headers });
     this.headerPending = true;
   }
 
   write(chunk: Buffer | string): void {
-    const socket = this.res.socket;
+    const detached = this.socket;
+    if (detached) {
+      if (this.closed || detached.destroyed) return;
+      this.cork(detached);
+      detached.write(typeof chunk === 'string' ? chunkOfText(chunk) : chunkOf(chunk));
+      return;
+    }
+    const res = this.res as ServerResponse;
+    const socket = res.socket;
     if (typeof chunk !== 'string' && socket && this.direct(socket)) {
-      // As res.write does: cork once per tick, so a burst of events is one syscall.
-      if (!this.corked) {
-        this.corked = true;
-        socket.cork();
-        if (corkedSinks.length === 0) process.nextTick(uncorkAll);
-        corkedSinks.push({ socket, sink: this });
-      }
+      this.cork(socket);
       socket.write(chunkOf(chunk));
       return;
     }
-    this.res.write(chunk);
-    if (this.headerPending && !this.releaseHeader()) {
+    res.write(chunk);
+    if (this.headerPending && !this.settle()) {
       // Node 24 and later put the header on the wire at the next tick, not in res.write (Node
       // 20 did it at once): look again then (test: response-sink.test.ts, on every CI Node).
-      process.nextTick(releaseHeaderLater, this);
+      process.nextTick(settleLater, this);
     }
   }
 
-  /** Replaces the header text once it is on the wire; false while it is not yet. */
-  releaseHeader(): boolean {
-    const res = this.res as ServerResponse & ResponseInternals;
+  /** As res.write does: cork once per tick, so a burst of events is one syscall. */
+  private cork(socket: Socket): void {
+    if (this.corked) return;
+    this.corked = true;
+    socket.cork();
+    if (corkedSinks.length === 0) process.nextTick(uncorkAll);
+    corkedSinks.push({ socket, sink: this });
+  }
+
+  /**
+   * Once the header is on the wire, schedules the detach: at the next turn of the loop, when
+   * Node has finished parsing the request. False while the header is not yet sent.
+   */
+  settle(): boolean {
+    const res = this.res as (ServerResponse & ResponseInternals) | undefined;
+    if (!res || !this.headerPending) return true;
     if (res._headerSent !== true || typeof res._header !== 'string') return false;
     this.headerPending = false;
-    res._header = SENT_HEADER;
+    setImmediate(detachLater, this);
     return true;
+  }
+
+  /** Detaches the socket or, where it cannot be, replaces the header text. */
+  detach(): void {
+    const res = this.res as (ServerResponse & ResponseInternals) | undefined;
+    if (!res || this.closed) return;
+    res.off('close', this.markClosed);
+    const detached = detachStream(res);
+    if (detached) {
+      this.socket = detached.socket;
+      this.res = undefined;
+      // Theirs ran before the hub's while attached (they were added first).
+      this.closeListeners = [...detached.closeListeners, ...this.closeListeners];
+      detached.socket.on('close', this.markClosed);
+      return;
+    }
+    res.once('close', this.markClosed);
+    res._header = SENT_HEADER;
   }
 
   /**
    * True when bytes written to the socket land right after what the response wrote: chunked
-   * encoding, headers already on the wire, nothing queued inside the response.
+   * encoding, headers already on the wire, nothing queued inside the response (Node 22 and
+   * later hold what res.write wrote in this tick inside the response, until the next tick).
    */
   private direct(socket: Socket): boolean {
     const res = this.res as ServerResponse & ResponseInternals;
@@ -135,44 +204,49 @@ export class ResponseSink implements Sink {
       res.chunkedEncoding === true &&
       res._headerSent === true &&
       res.outputData?.length === 0 &&
+      res.writableCorked === 0 &&
       !res.writableEnded &&
       !socket.destroyed
     );
   }
 
   get bufferedBytes(): number {
-    return this.res.writableLength;
+    return this.socket ? this.socket.writableLength : (this.res as ServerResponse).writableLength;
   }
 
   drained(): Promise<void> {
+    const res = this.res;
     // Direct writes fill the socket without the response knowing: ask both.
-    const socket = this.res.socket;
-    if (this.closed || (!this.res.writableNeedDrain && !socket?.writableNeedDrain)) {
+    const socket = this.socket ?? res?.socket;
+    if (this.closed || (!res?.writableNeedDrain && !socket?.writableNeedDrain)) {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
       const done = () => {
-        this.res.off('drain', done);
-        this.res.off('close', done);
+        res?.off('drain', done);
         socket?.off('drain', done);
+        this.closeListeners = this.closeListeners.filter((l) => l !== done);
         resolve();
       };
-      this.res.once('drain', done);
-      this.res.once('close', done);
+      res?.once('drain', done);
       socket?.once('drain', done);
+      this.onClose(done);
     });
   }
 
   end(): void {
-    if (!this.closed) this.res.end();
+    if (this.closed) return;
+    if (this.socket) this.socket.end(LAST_CHUNK);
+    else this.res?.end();
   }
 
   destroy(): void {
-    this.res.destroy();
+    if (this.socket) this.socket.destroy();
+    else this.res?.destroy();
   }
 
   onClose(listener: () => void): void {
     if (this.closed) queueMicrotask(listener);
-    else this.res.once('close', listener);
+    else this.closeListeners.push(listener);
   }
 }
