@@ -40,8 +40,16 @@ export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.temp
  * them): the compiled apps (`npm run build`), run from the repository root, with `node`
  * replaced by this Node locally.
  */
+/**
+ * The gateway's V8 flags, wherever it runs (image, compose, chart, npm scripts, bench; tests
+ * compare them). A 16 MB semi-space is Node 20's default for the young generation; Node 22 and
+ * later grow it much larger under load, which on Node 24 cost a gateway ~6 KB more per idle
+ * stream and 55-65 MB more RSS under fan-out, for no throughput (docs/benchmarks.md).
+ */
+export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=16'] as const;
+
 export const clusterCommands = {
-  gateway: ['node', 'apps/gateway/dist/main.js'],
+  gateway: ['node', ...GATEWAY_NODE_FLAGS, 'apps/gateway/dist/main.js'],
   producers: ['node', 'apps/producers/dist/main.js', 'all'],
   'upload-worker': ['node', 'apps/upload-worker/dist/main.js'],
 } as const;
@@ -54,10 +62,13 @@ export type RunFrom = 'dist' | 'source';
  * `streamcast-source` export condition so that `@streamcast/*` imports load src/ too.
  */
 export function nodeArgs(name: ClusterProcessName, runFrom: RunFrom): string[] {
-  const [, script, ...rest] = clusterCommands[name];
-  if (runFrom === 'dist') return [script, ...rest];
+  const args: readonly string[] = clusterCommands[name].slice(1);
+  const at = args.indexOf(scriptOf(name));
+  const [flags, script, rest] = [args.slice(0, at), args[at] as string, args.slice(at + 1)];
+  if (runFrom === 'dist') return [...flags, script, ...rest];
   const source = script.replace('/dist/', '/src/').replace(/\.js$/, '.ts');
   return [
+    ...flags,
     '--conditions=streamcast-source',
     '-r',
     'ts-node/register/transpile-only',
@@ -67,6 +78,11 @@ export function nodeArgs(name: ClusterProcessName, runFrom: RunFrom): string[] {
 }
 
 export type ClusterProcessName = keyof typeof clusterCommands;
+
+/** The compiled script of a process of clusterCommands (after Node's flags). */
+export function scriptOf(name: ClusterProcessName): string {
+  return clusterCommands[name].find((arg) => arg.endsWith('.js')) as string;
+}
 
 /** True once the upload worker's program exists (it is being built beside this). */
 export function hasUploadWorker(): boolean {

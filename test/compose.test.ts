@@ -12,6 +12,7 @@ import {
   MAKE_CERT,
   NGINX_TEMPLATE,
   clusterCommands,
+  scriptOf,
   clusterEnv,
   http2StyleFor,
   localUpstreamServer,
@@ -200,9 +201,7 @@ describe('docker-compose.yml', () => {
       expect(s.restart).toBe('unless-stopped');
       // The compiled script's source (dist/ exists after npm run build only).
       expect(
-        existsSync(
-          join(ROOT, clusterCommands[name][1].replace('/dist/', '/src/').replace(/\.js$/, '.ts')),
-        ),
+        existsSync(join(ROOT, scriptOf(name).replace('/dist/', '/src/').replace(/\.js$/, '.ts'))),
       ).toBe(true);
     }
     const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })

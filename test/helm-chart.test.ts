@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gatewaySchema, parseEnv } from '@streamcast/config';
 import { fetchJson, startGatewayProcess, testRedisUrl } from '@streamcast/testing';
 import { parse, parseAllDocuments } from 'yaml';
+import { clusterCommands } from '../scripts/cluster';
 
 /*
  * The Helm chart (deploy/helm/streamcast), rendered by the real Helm (`helm template`; the
@@ -238,7 +239,7 @@ describe('the Helm chart', () => {
       expect(c.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
       // The image's tini stays PID 1 (args, not command), so SIGTERM reaches Node.
       expect(c.command).toBeUndefined();
-      expect(c.args).toEqual(['node', 'apps/gateway/dist/main.js']);
+      expect(c.args).toEqual([...clusterCommands.gateway]);
     }
   });
 

@@ -14,6 +14,7 @@ import { SOURCE_EXEC_ARGV, freePort, startGatewayProcess } from '@streamcast/tes
 import { startNchanProcess } from './nginx';
 import { killQuietly, withDeadline } from '@streamcast/loadtest';
 import { onCleanup, pin } from './procs';
+import { GATEWAY_NODE_FLAGS } from '../../scripts/cluster';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
 
@@ -31,7 +32,11 @@ export function gatewayRunner(): 'compiled' | 'ts-node' {
   return value;
 }
 
-/** startGatewayProcess's script and execArgv for gatewayRunner(), with `preload` modules. */
+/**
+ * startGatewayProcess's script and execArgv for gatewayRunner(), with `preload` modules: with
+ * the V8 flags the gateway runs with everywhere (the image's command, npm run gateway), unless
+ * BENCH_GATEWAY_NODE_OPTIONS gives others (flags on the command line would override them).
+ */
 export function gatewayLaunch(preload: readonly string[] = []): {
   script: string;
   execArgv: string[];
@@ -40,7 +45,10 @@ export function gatewayLaunch(preload: readonly string[] = []): {
   const hooks = preload.flatMap((file) => ['-r', file]);
   return {
     script: join(REPO_ROOT, 'apps', 'gateway', compiled ? 'dist/main.js' : 'src/main.ts'),
-    execArgv: compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks],
+    execArgv: [
+      ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? [] : GATEWAY_NODE_FLAGS),
+      ...(compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks]),
+    ],
   };
 }
 
