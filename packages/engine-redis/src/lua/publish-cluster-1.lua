@@ -58,12 +58,17 @@ else
   id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[2], 'last', id)
+-- Trim by age at most once a second per topic: on the first event of each second, from the
+-- new id's time (Redis's clock, never before the previous id's). MINID ~ trims whole stream
+-- nodes anyway, so a second more of slack changes nothing a reader can rely on.
 local maxAge = tonumber(ARGV[6])
 if maxAge > 0 then
-  local now = redis.call('TIME')
-  local minMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxAge
-  if minMs > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
+  local ms = tonumber(string.match(id, '^%d+'))
+  if math.floor(ms / 1000) ~= math.floor(tonumber(string.match(prev, '^%d+')) / 1000) then
+    local minMs = ms - maxAge
+    if minMs > 0 then
+      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
+    end
   end
 end
 redis.call('SPUBLISH', KEYS[3], id .. '\n' .. prev .. '\n' .. epochLine .. '\n' .. eventLine .. '\n' .. ARGV[4])
