@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   createServer,
   request,
@@ -235,5 +240,65 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     await client.closed;
     expect(sink?.detached).toBe(false);
     expect(client.text().endsWith('\r\n\r\nretry: 1000\n\ndata: 1\n\n')).toBe(true);
+  });
+
+  it('detaches a stream over TLS (an https server of the host app) too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sink-tls-'));
+    try {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
+      let detached: boolean | undefined;
+      const tls = createHttpsServer(
+        { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+        (_req, res) => {
+          const sink = new ResponseSink(res);
+          sink.begin();
+          sink.write('retry: 1000\n\n');
+          setImmediate(() =>
+            setImmediate(() => {
+              detached = sink.detached;
+              sink.write(Buffer.from('data: 1\n\n'));
+              sink.write('data: two\n\n');
+              setImmediate(() => sink.end());
+            }),
+          );
+        },
+      );
+      tls.listen(0, '127.0.0.1');
+      await once(tls, 'listening');
+      const body = await new Promise<string>((resolve, reject) => {
+        const port = (tls.address() as AddressInfo).port;
+        httpsRequest({ host: '127.0.0.1', port, rejectUnauthorized: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve(text));
+        })
+          .on('error', reject)
+          .end();
+      });
+      tls.close();
+      expect(detached).toBe(true);
+      expect(body).toBe('retry: 1000\n\ndata: 1\n\ndata: two\n\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
