@@ -42,9 +42,9 @@ export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.temp
  */
 /**
  * The gateway's V8 flags, wherever it runs (image, compose, chart, npm scripts, bench; tests
- * compare them). A 16 MB semi-space is Node 20's default for the young generation; Node 22 and
- * later grow it much larger under load, which on Node 24 cost a gateway ~6 KB more per idle
- * stream and 55-65 MB more RSS under fan-out, for no throughput (docs/benchmarks.md).
+ * compare them). 16 MB semi-spaces (a 32 MB young generation) are Node 20's default; Node 24
+ * grows them to 64 MB under load, which cost a gateway ~6 KB more per idle stream and 55-65 MB
+ * more RSS under fan-out, for no throughput (docs/benchmarks.md).
  */
 export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=16'] as const;
 
