@@ -14,6 +14,7 @@ import {
 } from '@streamcast/testing';
 import { EventSource, type FetchLike } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { clusterCommands } from '../scripts/cluster';
 
 /**
  * `docker compose up`, for real: the cluster of docker-compose.yml as containers on a real
@@ -342,7 +343,7 @@ describe('docker compose up: the cluster as containers', () => {
     const id = gateway?.id as string;
     // The running process: PID 1 is tini, its child the gateway's compiled entry point.
     const ps = await docker(['top', id, '-o', 'pid,args']);
-    expect(ps).toMatch(/node apps\/gateway\/dist\/main\.js/);
+    expect(ps).toContain(clusterCommands.gateway.join(' '));
     expect(ps).not.toMatch(/ts-node|\.ts\b/);
     // Neither compiler can be loaded: neither is in the image at all.
     const probe = await docker([
