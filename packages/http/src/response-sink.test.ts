@@ -5,6 +5,7 @@ import { createServer as createHttpsServer, request as httpsRequest } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  Agent,
   createServer,
   request,
   type IncomingMessage,
@@ -223,6 +224,42 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     expect(sinks[1]?.detached).toBe(true);
     halfClosed.socket.end();
     await halfClosed.closed;
+  });
+
+  it("says Connection: close, so a keep-alive client's next request never meets the stream's end", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    let streams = 0;
+    serve = (req, res) => {
+      if (req.url === '/next') {
+        res.end('next');
+        return;
+      }
+      streams++;
+      const sink = new ResponseSink(res);
+      sink.begin();
+      sink.write('retry: 1000\n\n');
+      setImmediate(() => setImmediate(() => sink.end()));
+    };
+    const ask = (path: string) =>
+      new Promise<{ body: string; connection: string | undefined }>((resolve, reject) => {
+        request(`http://127.0.0.1:${port}${path}`, { agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ body, connection: res.headers.connection }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    try {
+      for (let i = 0; i < 20; i++) {
+        expect(await ask('/')).toEqual({ body: 'retry: 1000\n\n', connection: 'close' });
+        expect((await ask('/next')).body).toBe('next');
+      }
+      expect(streams).toBe(20);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('keeps an HTTP/1.0 stream (no chunked encoding) attached, and it works', async () => {

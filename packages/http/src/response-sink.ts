@@ -73,6 +73,8 @@ function chunkOfText(text: string): string {
 
 const LAST_CHUNK = '0\r\n\r\n';
 
+const CLOSE = { connection: 'close' };
+
 /**
  * A hub Sink over a Node.js HTTP response (Fastify's reply.raw, Express's res). Once the
  * stream's headers are on the wire, its socket is taken out of the HTTP server (detach.ts) and
@@ -126,7 +128,13 @@ export class ResponseSink implements Sink {
   }
 
   begin(): void {
-    this.res?.writeHead(200, { ...STREAM_HEADERS, ...this.headers });
+    const res = this.res;
+    if (!res) return;
+    // HTTP/1: the connection ends with the stream (a detached socket cannot serve another
+    // request), and says so, or a keep-alive client (Node's agent, a browser, a balancer's
+    // upstream pool) could send its next request on it as it closes. HTTP/2 has no such header.
+    const http1 = (res.req?.httpVersionMajor ?? 1) < 2;
+    res.writeHead(200, { ...STREAM_HEADERS, ...this.headers, ...(http1 ? CLOSE : undefined) });
     this.headerPending = true;
   }
 
