@@ -91,6 +91,12 @@ function endSocket(this: Socket): void {
 
 /** Why a response stays attached; undefined when it can be detached. */
 export function detachRefusal(res: ServerResponse): string | undefined {
+  const found = inspect(res);
+  return typeof found === 'string' ? found : undefined;
+}
+
+/** The server's listeners to remove from the socket of `res`, or why it stays attached. */
+function inspect(res: ServerResponse): Array<[string, () => void]> | string {
   if (!common) return 'process.getBuiltinModule("_http_common") is missing';
   const r = res as ServerResponse & ResponseInternals;
   const socket = res.socket as (Socket & SocketInternals) | null;
@@ -104,12 +110,13 @@ export function detachRefusal(res: ServerResponse): string | undefined {
   const parser = socket.parser;
   if (!parser || parser.socket !== socket) return 'no parser';
   if (typeof socket.server?.closeAllConnections !== 'function') return 'no server';
+  const found: Array<[string, () => void]> = [];
   for (const [event, name] of SERVER_LISTENERS) {
-    if (socket.listeners(event).filter((l) => l.name === name).length !== 1) {
-      return `no single '${name}' listener on '${event}'`;
-    }
+    const matching = socket.listeners(event).filter((l) => l.name === name);
+    if (matching.length !== 1) return `no single '${name}' listener on '${event}'`;
+    found.push([event, matching[0] as () => void]);
   }
-  return undefined;
+  return found;
 }
 
 /**
@@ -120,7 +127,8 @@ export function detachRefusal(res: ServerResponse): string | undefined {
 export function detachStream(
   res: ServerResponse,
 ): { socket: Socket; closeListeners: Array<() => void> } | undefined {
-  if (detachRefusal(res) !== undefined || !common) return undefined;
+  const listeners = inspect(res);
+  if (typeof listeners === 'string' || !common) return undefined;
   const socket = res.socket as Socket & SocketInternals;
   const req = res.req as IncomingMessage;
   const closeListeners = [...req.listeners('close'), ...res.listeners('close')] as Array<
@@ -128,10 +136,7 @@ export function detachStream(
   >;
 
   socket.on('error', ignore);
-  for (const [event, name] of SERVER_LISTENERS) {
-    const listener = socket.listeners(event).find((l) => l.name === name);
-    if (listener) socket.removeListener(event, listener as () => void);
-  }
+  for (const [event, listener] of listeners) socket.removeListener(event, listener);
   (res as ServerResponse & Required<ResponseInternals>).detachSocket(socket);
   // As Node does when a connection closes: the parser lets go of the request and its state,
   // leaves the server's list of connections and goes back to the pool.

@@ -8,6 +8,8 @@ import {
   Agent,
   createServer,
   request,
+  type ClientRequest,
+  type IncomingHttpHeaders,
   type IncomingMessage,
   type Server,
   type ServerResponse,
@@ -44,18 +46,29 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  function get(): Promise<string> {
+  /** Sends the request `send` makes (node:http or node:https) and reads its whole answer. */
+  function collect(
+    send: (onResponse: (res: IncomingMessage) => void) => ClientRequest,
+  ): Promise<{ body: string; headers: IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
-      request(`http://127.0.0.1:${port}/`, { agent: false }, (res) => {
+      send((res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(body));
+        res.on('end', () => resolve({ body, headers: res.headers }));
         res.on('error', reject);
       })
         .on('error', reject)
         .end();
     });
+  }
+
+  async function get(): Promise<string> {
+    return (
+      await collect((onResponse) =>
+        request(`http://127.0.0.1:${port}/`, { agent: false }, onResponse),
+      )
+    ).body;
   }
 
   /** A raw connection: sends `head`, collects what comes back until the server closes. */
@@ -240,17 +253,12 @@ describe(`ResponseSink on Node ${process.version}`, () => {
       sink.write('retry: 1000\n\n');
       setImmediate(() => setImmediate(() => sink.end()));
     };
-    const ask = (path: string) =>
-      new Promise<{ body: string; connection: string | undefined }>((resolve, reject) => {
-        request(`http://127.0.0.1:${port}${path}`, { agent }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ body, connection: res.headers.connection }));
-        })
-          .on('error', reject)
-          .end();
-      });
+    const ask = async (path: string) => {
+      const { body, headers } = await collect((onResponse) =>
+        request(`http://127.0.0.1:${port}${path}`, { agent }, onResponse),
+      );
+      return { body, connection: headers.connection };
+    };
     try {
       for (let i = 0; i < 20; i++) {
         expect(await ask('/')).toEqual({ body: 'retry: 1000\n\n', connection: 'close' });
@@ -320,17 +328,10 @@ describe(`ResponseSink on Node ${process.version}`, () => {
       );
       tls.listen(0, '127.0.0.1');
       await once(tls, 'listening');
-      const body = await new Promise<string>((resolve, reject) => {
-        const port = (tls.address() as AddressInfo).port;
-        httpsRequest({ host: '127.0.0.1', port, rejectUnauthorized: false }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve(text));
-        })
-          .on('error', reject)
-          .end();
-      });
+      const tlsPort = (tls.address() as AddressInfo).port;
+      const { body } = await collect((onResponse) =>
+        httpsRequest({ host: '127.0.0.1', port: tlsPort, rejectUnauthorized: false }, onResponse),
+      );
       tls.close();
       expect(detached).toBe(true);
       expect(body).toBe('retry: 1000\n\ndata: 1\n\ndata: two\n\n');
