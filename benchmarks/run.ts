@@ -12,6 +12,7 @@ import { withContext } from './lib/context';
 import { deliveryOk } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
 import { header } from './lib/report';
+import { formatResume, resumeOk, runResume } from './resume.bench';
 import { formatStorm, runStorm, stormOk } from './storm.bench';
 import { formatThroughput, runThroughput, throughputOk } from './throughput.bench';
 import { formatTopics, runTopics } from './topics.bench';
@@ -47,6 +48,11 @@ void withContext(async (ctx) => {
     const rows = await runStorm(ctx);
     process.stdout.write(`\n${formatStorm(ctx, rows)}\n`);
     ok = rows.filter(ours).every(stormOk) && ok;
+  }
+  if (only.has('resume')) {
+    const rows = await runResume(ctx);
+    process.stdout.write(`\n${formatResume(ctx, rows)}\n`);
+    ok = rows.filter(ours).every(resumeOk) && ok;
   }
   if (only.has('cluster')) {
     const result = await runClusterBench(ctx);

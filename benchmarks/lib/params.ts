@@ -50,6 +50,10 @@ export interface BenchParams {
    * Nchan, which sends no retry: (EventSource's default is about 3 s). @default 3000
    */
   stormRetryMs: number;
+  /** Resume cost: new resumed streams a round. @default 2500 */
+  resumeConnections: number;
+  /** Resume cost: rounds on the same server. @default 5 */
+  resumeRounds: number;
   /** Cluster scenario: seconds of publishing, on one Redis and on the cluster each. @default 10 */
   clusterSeconds: number;
   /** Cluster scenario: topics published round-robin (their spread over masters is reported). @default 1000 */
@@ -58,7 +62,16 @@ export interface BenchParams {
   only: Set<string>;
 }
 
-export const SCENARIOS = ['fanout', 'naive', 'topics', 'throughput', 'idle', 'storm', 'cluster'];
+export const SCENARIOS = [
+  'fanout',
+  'naive',
+  'topics',
+  'throughput',
+  'idle',
+  'storm',
+  'resume',
+  'cluster',
+];
 
 /** A bad parameter: reported as one line, without a stack. */
 export class ParamError extends Error {}
@@ -116,6 +129,8 @@ export function readParams(): BenchParams {
     stormRate: int('BENCH_STORM_RATE', 100, 1, 100_000),
     stormServers: int('BENCH_STORM_SERVERS', 3, 2, 8),
     stormRetryMs: int('BENCH_STORM_RETRY_MS', 3000, 0, 60_000),
+    resumeConnections: int('BENCH_RESUME_CONNECTIONS', 2500, 1, 10_000),
+    resumeRounds: int('BENCH_RESUME_ROUNDS', 5, 1, 100),
     clusterSeconds: int('BENCH_CLUSTER_SECONDS', 10, 1, 600),
     clusterTopics: int('BENCH_CLUSTER_TOPICS', 1000, 1, 100_000),
     only,

@@ -2,7 +2,11 @@
  * Prints where a .cpuprofile spent its time: self time by function, and total (inclusive) time
  * by source file.
  *
- *   node -r ts-node/register/transpile-only benchmarks/lib/profile-summary.ts <file> [top]
+ *   node -r ts-node/register/transpile-only benchmarks/lib/profile-summary.ts <file> [top] [from-s to-s]
+ *
+ * With `from-s to-s`, only the samples between those seconds from the profile's start count (a
+ * storm, one round of the resume benchmark); without, it also prints a timeline of the busy
+ * (not idle) milliseconds of each half second, to find such windows.
  */
 import { readFileSync } from 'node:fs';
 
@@ -18,21 +22,34 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
-  process.stderr.write('usage: profile-summary.ts <file.cpuprofile> [top]\n');
+  process.stderr.write('usage: profile-summary.ts <file.cpuprofile> [top] [from-s to-s]\n');
   process.exit(1);
 }
 const top = Number(topArg ?? 25);
+const windowed = fromArg !== undefined && toArg !== undefined;
+const from = Number(fromArg) * 1e6;
+const to = Number(toArg) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
 const self = new Map<number, number>();
-profile.samples.forEach((id, i) =>
-  self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
-);
+/** Busy (not idle) microseconds per half second from the start. */
+const busy: number[] = [];
+let at = 0;
+profile.samples.forEach((id, i) => {
+  const delta = profile.timeDeltas[i] ?? 0;
+  at += delta;
+  if (windowed && (at < from || at >= to)) return;
+  self.set(id, (self.get(id) ?? 0) + delta);
+  if (byId.get(id)?.callFrame.functionName !== '(idle)') {
+    const bucket = Math.floor(at / 5e5);
+    busy[bucket] = (busy[bucket] ?? 0) + delta;
+  }
+});
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 
 const short = (url: string) =>
@@ -60,7 +77,21 @@ for (const [id, t] of self) {
 }
 
 const pct = (t: number) => `${((t / total) * 100).toFixed(1).padStart(5)}%`;
-process.stdout.write(`${file}: ${(total / 1e6).toFixed(2)} s sampled\n\nself time, top ${top}:\n`);
+process.stdout.write(
+  `${file}: ${(total / 1e6).toFixed(2)} s sampled, ` +
+    `${(busy.reduce((a, b) => a + b, 0) / 1e6).toFixed(2)} s of it busy` +
+    (windowed ? `, from ${fromArg} s to ${toArg} s` : '') +
+    '\n',
+);
+if (!windowed) {
+  process.stdout.write('\nbusy ms per half second from the start (empty: idle):\n');
+  const line: string[] = [];
+  busy.forEach((us, i) => {
+    if (us >= 5000) line.push(`${(i / 2).toFixed(1)}s:${Math.round(us / 1000)}`);
+  });
+  process.stdout.write(`${line.join(' ')}\n`);
+}
+process.stdout.write(`\nself time, top ${top}:\n`);
 for (const [n, t] of [...selfByName].sort((a, b) => b[1] - a[1]).slice(0, top)) {
   process.stdout.write(`${pct(t)}  ${n}\n`);
 }

@@ -30,6 +30,8 @@ export function header(ctx: BenchContext): string {
     `BENCH_STORM_RATE=${p.stormRate}`,
     `BENCH_STORM_SERVERS=${p.stormServers}`,
     `BENCH_STORM_RETRY_MS=${p.stormRetryMs}`,
+    `BENCH_RESUME_CONNECTIONS=${p.resumeConnections}`,
+    `BENCH_RESUME_ROUNDS=${p.resumeRounds}`,
     `BENCH_CLUSTER_SECONDS=${p.clusterSeconds}`,
     `BENCH_CLUSTER_TOPICS=${p.clusterTopics}`,
   ];
@@ -45,7 +47,8 @@ export function header(ctx: BenchContext): string {
     `params   ${params.slice(0, 6).join(' ')}`,
     `         ${params.slice(6, 11).join(' ')}`,
     `         ${params.slice(11, 17).join(' ')}`,
-    `         ${params.slice(17).join(' ')}`,
+    `         ${params.slice(17, 22).join(' ')}`,
+    `         ${params.slice(22).join(' ')}`,
     `load     ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')} (1, 5, 15 min load average at start)`,
