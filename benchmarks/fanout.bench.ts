@@ -16,6 +16,7 @@ import {
   foreignWarning,
   measureDelivery,
   ratioLines,
+  timelineLines,
   type DeliveryRow,
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
@@ -129,6 +130,7 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
     );
   }
   out.push(...ratioLines(rows, 'fan-out'));
+  out.push(...timelineLines(rows));
   const missing = nchanMissing();
   if (missing && p.only.has('fanout')) out.push(missing);
   out.push(...foreignWarning(rows));

@@ -13,6 +13,7 @@ import {
   deliveryOk,
   foreignWarning,
   ratioLines,
+  timelineLines,
   type DeliveryRow,
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
@@ -45,6 +46,7 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
       `(${int(p.topicsSubscribers / p.topicsCount)} each), events to the topics in turn, one server process`,
     table(DELIVERY_HEAD, rows.map(deliveryCells)),
     ...ratioLines(rows, 'many topics'),
+    ...timelineLines(rows),
   ];
   const batched = rows.find((r) => r.load.includes('batches'));
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);

@@ -51,6 +51,11 @@ export interface DeliveryRow {
   /** The gateway's garbage collection while measuring: ms of pauses per second, and pauses. */
   gcMsPerS: number;
   gcPauses: number;
+  /**
+   * Fixed-rate runs: the p99 (µs) of the events sent in each second of the measured interval,
+   * in order, to tell a warm-up transient from a steady tail.
+   */
+  p99BySecond?: number[];
 }
 
 /**
@@ -118,7 +123,12 @@ export async function measureDelivery(
 ): Promise<DeliveryRow> {
   const p = ctx.params;
   const id = ++runs;
-  await pool.startRun(id);
+  // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
+  const warmUpMs = run.rate === undefined ? 1000 : 500;
+  // At a fixed rate, latencies are also kept per second of send time, from about where the
+  // measured interval begins (events of the warm-up fall in negative seconds).
+  const timeline = run.rate !== undefined && !run.openLoop;
+  await pool.startRun(id, timeline, now() + warmUpMs);
   // At a fixed rate the window is only a safety net: ~256 KiB of frames per subscriber, far
   // below MAX_QUEUE_BYTES (1 MiB), so a server that falls behind slows the publisher down
   // (the achieved rate shows it) rather than dropping subscribers.
@@ -159,8 +169,7 @@ export async function measureDelivery(
   let metricsAfter: Map<string, number> | undefined;
   publisher.start();
   try {
-    // Warm-up: JIT, connection pools and the pipeline between publisher and clients.
-    await sleep(run.rate === undefined ? 1000 : 500);
+    await sleep(warmUpMs);
     // Latencies count for events sent from here until the end of the interval.
     await pool.window({ start: now() });
     // Also resets the gateway's event-loop delay histogram: the next scrape covers the interval.
@@ -212,6 +221,14 @@ export async function measureDelivery(
     rssPeak,
     ...runtimeFigures(metricsBefore, metricsAfter, (last.at - first.at) / 1000),
   };
+  if (timeline) {
+    row.p99BySecond = [];
+    for (let second = 0; second < run.seconds; second++) {
+      const h = report.timeline.get(second);
+      row.p99BySecond.push(h ? percentileUs(h, 99) : NaN);
+    }
+  }
+  for (const h of report.timeline.values()) h.destroy();
   report.histogram.destroy();
   return row;
 }
@@ -312,6 +329,19 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
     );
   }
   return out;
+}
+
+/** The fixed-rate rows' p99 second by second: is the tail a warm-up or steady? */
+export function timelineLines(rows: DeliveryRow[]): string[] {
+  const timed = rows.filter((r) => r.p99BySecond && r.p99BySecond.length > 1);
+  if (timed.length === 0) return [];
+  return [
+    'p99 ms of the events sent in each second of the measured interval (fixed rate):',
+    ...timed.map(
+      (r) =>
+        `  ${r.server} ${r.load}: ${(r.p99BySecond as number[]).map((us) => ms(us)).join('  ')}`,
+    ),
+  ];
 }
 
 export function foreignWarning(rows: Array<{ foreignCpu: number }>): string[] {

@@ -10,7 +10,7 @@ import type {
   WorkerErrors,
   WorkerProgress,
 } from './client-protocol';
-import { decodeHistogram, latencyHistogram, mergeInto, type LatencyHistogram } from './latency';
+import { latencyHistogram, mergeInto, mergeTimeline, type LatencyHistogram } from './latency';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
 
@@ -202,14 +202,7 @@ export class ClientPool {
       for (const c of a.conns) out.conns.push(c);
       out.stray += a.stray;
       mergeInto(out.histogram, [a.histogram]);
-      for (const [second, text] of a.timeline) {
-        const h = decodeHistogram(text);
-        const have = out.timeline.get(second);
-        if (have) {
-          have.add(h);
-          h.destroy();
-        } else out.timeline.set(second, h);
-      }
+      mergeTimeline(out.timeline, a.timeline);
       out.errors.connect += a.errors.connect;
       out.errors.dropped += a.errors.dropped;
       for (const [status, n] of Object.entries(a.errors.status)) {

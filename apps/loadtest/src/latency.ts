@@ -37,6 +37,22 @@ export function mergeInto(into: LatencyHistogram, encoded: Iterable<string>): La
   return into;
 }
 
+/**
+ * Adds a worker's per-second histograms (encoded) into `into`, second by second. Each second's
+ * histogram is one of ours, which grows: a decoded one keeps the range of its own values, and
+ * adding another worker's larger values to it would throw.
+ */
+export function mergeTimeline(
+  into: Map<number, LatencyHistogram>,
+  encoded: Iterable<[number, string]>,
+): void {
+  for (const [second, text] of encoded) {
+    let have = into.get(second);
+    if (!have) into.set(second, (have = latencyHistogram(2)));
+    mergeInto(have, [text]);
+  }
+}
+
 /** The value at `percentile` (0-100) in microseconds; NaN when empty. */
 export function percentileUs(h: LatencyHistogram, percentile: number): number {
   return h.totalCount === 0 ? NaN : h.getValueAtPercentile(percentile);
