@@ -7,7 +7,7 @@
  *   node -r ts-node/register/transpile-only benchmarks/fanout.bench.ts   (this scenario alone)
  */
 import { randomUUID } from 'node:crypto';
-import { httpBatchTarget } from '@streamcast/loadtest';
+import { engineTarget, httpBatchTarget } from '@streamcast/loadtest';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -40,11 +40,18 @@ export async function runDeliveryScenario(
     rate: number;
     /** Publish in batches gathered this long (POST /publish with an array): the fixed rate only. */
     batchMs?: number;
+    /**
+     * Publish straight into Redis with the publisher package, as a producer process does,
+     * instead of POST /publish (a gateway only): the fixed rate only.
+     */
+    engine?: boolean;
   },
 ): Promise<DeliveryRow[]> {
   const p = ctx.params;
   log(`${scenario.name} ${kind}: starting the server and ${scenario.subscribers} subscribers`);
-  return withServer(ctx, kind, {}, async ({ server, pool, useTarget }) => {
+  const prefix = `bench-${randomUUID().slice(0, 8)}`;
+  const env = scenario.engine ? { REDIS_PREFIX: prefix } : undefined;
+  return withServer(ctx, kind, env ? { env } : {}, async ({ server, pool, useTarget }) => {
     const run = randomUUID().slice(0, 6);
     const topics = Array.from(
       { length: scenario.topics },
@@ -53,10 +60,20 @@ export async function runDeliveryScenario(
     await openAll(pool, specsFor(server, topics, scenario.subscribers), kind);
     const batchMs = scenario.batchMs;
     const target = useTarget(
-      batchMs ? httpBatchTarget(server.url, topics, batchMs) : server.target(topics, p.concurrency),
+      scenario.engine
+        ? await engineTarget(ctx.redis.url, prefix, topics)
+        : batchMs
+          ? httpBatchTarget(server.url, topics, batchMs)
+          : server.target(topics, p.concurrency),
     );
+    const fixedOnly = batchMs !== undefined || scenario.engine === true;
+    const load = scenario.engine
+      ? `${scenario.rate}/s into Redis (publisher package)`
+      : batchMs
+        ? `${scenario.rate}/s in ${batchMs} ms batches`
+        : `${scenario.rate}/s`;
     const rows: DeliveryRow[] = [];
-    if (p.seconds > 0 && !batchMs) {
+    if (p.seconds > 0 && !fixedOnly) {
       log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
       rows.push(
         await measureDelivery(ctx, server, pool, target, {
@@ -69,7 +86,7 @@ export async function runDeliveryScenario(
     log(`${scenario.name} ${kind}: ${scenario.rate} events/s for ${p.rateSeconds} s`);
     rows.push(
       await measureDelivery(ctx, server, pool, target, {
-        load: batchMs ? `${scenario.rate}/s in ${batchMs} ms batches` : `${scenario.rate}/s`,
+        load,
         topics: topics.length,
         rate: scenario.rate,
         seconds: p.rateSeconds,

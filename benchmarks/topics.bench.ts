@@ -36,6 +36,11 @@ export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
   if (batchMs > 0) {
     rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...scenario, batchMs })));
   }
+  // And from a producer process that publishes straight into Redis (the publisher package, as
+  // the producers do): the gateway's cost per event without an intake at all.
+  if (ctx.params.topicsEngine) {
+    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...scenario, engine: true })));
+  }
   return rows;
 }
 
@@ -48,13 +53,13 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     ...ratioLines(rows, 'many topics'),
     ...timelineLines(rows),
   ];
-  const batched = rows.find((r) => r.load.includes('batches'));
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);
-  if (batched && nchan) {
+  for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
+    if (!nchan) break;
     const perCore =
-      batched.deliveriesPerSec / batched.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+      other.deliveriesPerSec / other.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
     out.push(
-      `many topics ${batched.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
+      `many topics ${other.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
         `per server CPU-second ${perCore.toFixed(2)}x`,
     );
   }
@@ -70,7 +75,10 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     `"saturated": at most BENCH_WINDOW=${p.window} events per topic ahead of the slowest subscriber;`,
     `fixed rate: BENCH_TOPICS_RATE=${p.topicsRate} events/s over all topics; "in N ms batches":`,
     `streamcast with the events of every BENCH_TOPICS_BATCH_MS=${p.topicsBatchMs} ms in one POST /publish`,
-    `(an array), latency still counted from each event's publish call.`,
+    `(an array), latency still counted from each event's publish call; "into Redis": streamcast with`,
+    `the events published straight into Redis by the publisher package (@streamcast/publisher, in the`,
+    `benchmark's process on core 1, as a producer would; BENCH_TOPICS_ENGINE=0: no such run), so the`,
+    `gateway has no intake to do: its CPU is the pub/sub messages and the deliveries.`,
   );
   return out.join('\n');
 }

@@ -22,6 +22,7 @@ export function header(ctx: BenchContext): string {
     `BENCH_TOPICS_SUBSCRIBERS=${p.topicsSubscribers}`,
     `BENCH_TOPICS=${p.topicsCount}`,
     `BENCH_TOPICS_RATE=${p.topicsRate}`,
+    `BENCH_TOPICS_ENGINE=${p.topicsEngine ? 1 : 0}`,
     `BENCH_TP_SUBSCRIBERS=${p.tpSubscribers}`,
     `BENCH_TP_TOPICS=${p.tpTopics}`,
     `BENCH_TP_SECONDS=${p.tpSeconds}`,

@@ -25,14 +25,15 @@ export async function withServer<T>(
     processes?: number;
     clients?: Omit<PoolOptions, 'processes' | 'targets' | 'onSpawn'>;
     instrumented?: boolean;
+    /** Added to a gateway's environment (REDIS_PREFIX…). */
+    env?: Record<string, string>;
   },
   body: (run: ScenarioRun) => Promise<T>,
 ): Promise<T> {
-  const server = await startServer(
-    kind,
-    ctx.redis.url,
-    options.instrumented ? { instrumented: true } : {},
-  );
+  const server = await startServer(kind, ctx.redis.url, {
+    ...(options.instrumented ? { instrumented: true } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  });
   let pool: ClientPool | undefined;
   let target: PublishTarget | undefined;
   try {
