@@ -1,6 +1,6 @@
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import type { BenchContext } from './context';
-import { gatewayRunner } from './servers';
+import { gatewayNode, gatewayNodeVersion, gatewayRunner } from './servers';
 
 /** Lines that head every benchmark table: machine, runtime, pinning and parameters. */
 export function header(ctx: BenchContext): string {
@@ -39,7 +39,8 @@ export function header(ctx: BenchContext): string {
   return [
     `streamcast benchmarks, ${when} UTC`,
     `machine  ${cpu[0]?.model.trim() ?? '?'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${type()} ${release()}`,
-    `runtime  Node ${process.version}, redis-server ${ctx.redisVersion}; gateway ${gatewayRunner()} (BENCH_GATEWAY)`,
+    `runtime  Node ${process.version}, redis-server ${ctx.redisVersion}; gateway ${gatewayRunner()} (BENCH_GATEWAY)` +
+      (gatewayNode() ? ` on Node ${gatewayNodeVersion()} (BENCH_GATEWAY_NODE)` : ''),
     `pinning  ${
       ctx.pinned
         ? 'core 0: the server under test alone; core 1: redis-server, client processes, publisher (taskset)'

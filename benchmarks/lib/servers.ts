@@ -1,5 +1,6 @@
+import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:http';
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import {
@@ -13,6 +14,7 @@ import {
 import { SOURCE_EXEC_ARGV, freePort, startGatewayProcess } from '@streamcast/testing';
 import { startNchanProcess } from './nginx';
 import { killQuietly, withDeadline } from '@streamcast/loadtest';
+import { ParamError } from './params';
 import { onCleanup, pin } from './procs';
 import { GATEWAY_NODE_FLAGS } from '../../scripts/cluster';
 
@@ -40,16 +42,44 @@ export function gatewayRunner(): 'compiled' | 'ts-node' {
 export function gatewayLaunch(preload: readonly string[] = []): {
   script: string;
   execArgv: string[];
+  node?: string;
 } {
   const compiled = gatewayRunner() === 'compiled';
   const hooks = preload.flatMap((file) => ['-r', file]);
+  const node = gatewayNode();
   return {
     script: join(REPO_ROOT, 'apps', 'gateway', compiled ? 'dist/main.js' : 'src/main.ts'),
     execArgv: [
       ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? [] : GATEWAY_NODE_FLAGS),
       ...(compiled ? hooks : [...SOURCE_EXEC_ARGV, ...hooks]),
     ],
+    ...(node ? { node } : {}),
   };
+}
+
+/**
+ * BENCH_GATEWAY_NODE: the node binary the gateway runs on, when it is not the benchmark's own
+ * (e.g. Node 24's, the load still on the machine's): the gateway's Node changes, the clients'
+ * and the publisher's stay. Undefined when unset; throws when it is not an executable file.
+ */
+export function gatewayNode(): string | undefined {
+  const node = process.env.BENCH_GATEWAY_NODE;
+  if (node === undefined || node === '') return undefined;
+  try {
+    accessSync(node, constants.X_OK);
+  } catch {
+    throw new ParamError(
+      `bench: BENCH_GATEWAY_NODE must be a node binary (got ${JSON.stringify(node)})`,
+    );
+  }
+  return node;
+}
+
+/** The gateway's Node version (`vX.Y.Z`): BENCH_GATEWAY_NODE's, else this process's. */
+export function gatewayNodeVersion(): string {
+  const node = gatewayNode();
+  if (!node) return process.version;
+  return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() || '?';
 }
 
 export type ServerKind = 'streamcast' | 'naive' | 'nchan';

@@ -24,16 +24,18 @@ export interface GatewayProcess {
  * Starts `npm run gateway`'s program as a child process on 127.0.0.1 and a free port, with
  * `env` on top of a clean environment; resolves once /healthz answers. By default from its
  * TypeScript source (SOURCE_EXEC_ARGV); `script` and `execArgv` run something else, e.g. the
- * compiled apps/gateway/dist/main.js with no execArgv (the benchmarks do).
+ * compiled apps/gateway/dist/main.js with no execArgv (the benchmarks do); `node`, another node
+ * binary than this process's.
  */
 export async function startGatewayProcess(
   env: Record<string, string>,
-  options: { port?: number; script?: string; execArgv?: readonly string[] } = {},
+  options: { port?: number; script?: string; execArgv?: readonly string[]; node?: string } = {},
 ): Promise<GatewayProcess> {
   const port = options.port ?? (await freePort());
   const script = options.script ?? join(REPO_ROOT, 'apps', 'gateway', 'src', 'main.ts');
   const started = Date.now();
-  const child = spawn(process.execPath, [...(options.execArgv ?? SOURCE_EXEC_ARGV), script], {
+  const node = options.node ?? process.execPath;
+  const child = spawn(node, [...(options.execArgv ?? SOURCE_EXEC_ARGV), script], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
