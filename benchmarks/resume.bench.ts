@@ -13,7 +13,7 @@
  */
 import { request } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { sleep } from '@streamcast/testing';
+import { SseClient, sleep } from '@streamcast/testing';
 import type { BenchContext } from './lib/context';
 import { nchanMissing } from './lib/nginx';
 import { cpuSeconds, processesCpuSeconds } from './lib/procs';
@@ -42,51 +42,33 @@ export interface ResumeRow {
   rounds: ResumeRound[];
 }
 
-/** One event stream being read. */
-interface Reading {
-  /** Resolves to what came, once `done(text)` held; rejects as described at readStream. */
-  result: Promise<string>;
-  /** What came so far. */
-  text(): string;
-  /** Closes the stream (result settles as it was, or with an error if it was not done). */
-  close(): void;
-}
-
 /**
- * Opens one event stream and reads it until `done(text)`, then closes it; `timeoutMs` 0: no
- * time limit. `onOpen` runs on a 200 answer. `result` rejects on any other status, an error,
- * the end of the stream, the time limit or close() before it was done.
+ * Opens one event stream and reads it until `done(text)`, then closes it. Rejects on a status
+ * other than 200, an error, the end of the stream or TIMEOUT_MS.
  */
 function readStream(
   url: string,
   path: string,
   headers: Record<string, string>,
   done: (text: string) => boolean,
-  timeoutMs: number,
-  onOpen: () => void = () => {},
-): Reading {
-  let text = '';
-  let finish: (err?: Error) => void = () => {};
-  const result = new Promise<string>((resolve, reject) => {
-    finish = (err?: Error) => {
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const finish = (err?: Error) => {
       clearTimeout(timer);
       req.destroy();
       if (err) reject(err);
       else resolve(text);
     };
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(
-            () => finish(new Error(`${path}: not complete within ${timeoutMs} ms`)),
-            timeoutMs,
-          )
-        : undefined;
+    const timer = setTimeout(
+      () => finish(new Error(`${path}: not complete within ${TIMEOUT_MS} ms`)),
+      TIMEOUT_MS,
+    );
     const req = request(
       new URL(path, url),
       { agent: false, headers: { accept: 'text/event-stream', ...headers } },
       (res) => {
         if (res.statusCode !== 200) return finish(new Error(`${path}: status ${res.statusCode}`));
-        onOpen();
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           text += chunk;
@@ -98,7 +80,6 @@ function readStream(
     req.on('error', (err) => finish(err));
     req.end();
   });
-  return { result, text: () => text, close: () => finish(new Error(`${path}: closed`)) };
 }
 
 /** How often `needle` occurs in `text`. */
@@ -115,82 +96,63 @@ async function seed(
   server: ServerUnderTest,
   topics: string[],
   tag: Tag,
-): Promise<{ ids: string[][]; keepers: Reading[] }> {
-  const marker = quoted(tag);
-  let open = 0;
-  const keepers = topics.map((topic) =>
-    readStream(
-      server.url,
-      server.path(topic),
-      {},
-      () => false,
-      0,
-      () => open++,
-    ),
-  );
-  const failed = Promise.race(keepers.map((k) => k.result));
-  failed.catch(() => {});
-  const settle = async (what: string, ok: () => boolean) => {
-    const deadline = Date.now() + 10_000;
-    while (!ok() && Date.now() < deadline) await Promise.race([sleep(20), failed]);
-    if (!ok()) throw new Error(`the subscribers of ${topics.length} topics: ${what}`);
-  };
-  await settle('not all answered', () => open === topics.length);
-  // Subscribed once answered; a little more for Nchan's channel to be set up in Redis.
-  await sleep(300);
-  const target = server.target(topics, 8);
+): Promise<{ ids: string[][]; keepers: SseClient[] }> {
+  const keepers: SseClient[] = [];
   try {
-    for (let i = 0; i < EVENTS; i++) {
-      await Promise.all(topics.map((_, k) => target.publish(k, JSON.stringify({ m: tag(k, i) }))));
+    for (const topic of topics) {
+      const keeper = await SseClient.open(`${server.url}${server.path(topic)}`);
+      keepers.push(keeper);
+      if (keeper.status !== 200) throw new Error(`${server.path(topic)}: status ${keeper.status}`);
     }
-  } finally {
-    await target.close();
-  }
-  await settle('not every event came', () =>
-    keepers.every((keeper, k) => keeper.text().includes(marker(k, EVENTS - 1))),
-  );
-  const ids = keepers.map((keeper, k) => {
-    const found: string[] = [];
-    for (const block of keeper.text().split(/\r?\n\r?\n/)) {
-      const id = /^id: ?(.*)$/m.exec(block)?.[1];
+    // Subscribed once answered; a little more for Nchan's channel to be set up in Redis.
+    await sleep(300);
+    const target = server.target(topics, 8);
+    try {
       for (let i = 0; i < EVENTS; i++) {
-        if (id !== undefined && block.includes(marker(k, i))) found[i] = id;
+        await Promise.all(
+          topics.map((_, k) => target.publish(k, JSON.stringify({ m: tag(k, i) }))),
+        );
       }
+    } finally {
+      await target.close();
     }
-    if (found.filter((id) => id !== undefined).length < EVENTS) {
-      throw new Error(`the subscriber of topic ${k} did not see the id of every event`);
+    const ids: string[][] = [];
+    for (const [k, keeper] of keepers.entries()) {
+      const events = await keeper.waitForEvents(EVENTS);
+      const index = new Map(Array.from({ length: EVENTS }, (_, i) => [tag(k, i), i]));
+      const found: string[] = [];
+      for (const e of events) {
+        const i = index.get((JSON.parse(e.data) as { m?: string }).m ?? '');
+        if (i !== undefined && e.id !== undefined) found[i] = e.id;
+      }
+      if (found.filter((id) => id !== undefined).length < EVENTS) {
+        throw new Error(`the subscriber of topic ${k} did not see the id of every event`);
+      }
+      ids.push(found);
     }
-    return found;
-  });
-  return { ids, keepers };
+    return { ids, keepers };
+  } catch (err) {
+    for (const keeper of keepers) keeper.close();
+    throw err;
+  }
 }
 
 /** The text an event carries (its data is `{"m":<tag>}`), unique to the run. */
 type Tag = (topic: number, event: number) => string;
 
-/** The tag with JSON.stringify's quotes, as found in the stream: event 1's is not in event 10's. */
-const quoted =
-  (tag: Tag): Tag =>
-  (k, i) =>
-    `"${tag(k, i)}"`;
-
 async function runResumeOne(ctx: BenchContext, kind: ServerKind): Promise<ResumeRow> {
   const p = ctx.params;
   const run = randomUUID().slice(0, 8);
   const tag: Tag = (k, i) => `${run}.${k}.${i}`;
-  const marker = quoted(tag);
+  // The tag as found in the stream, with JSON.stringify's quotes: event 1's is not in event 10's.
+  const marker = (k: number, i: number) => `"${tag(k, i)}"`;
   const topics = Array.from({ length: p.stormTopics }, (_, k) => `bench-resume-${run}-${k}`);
   const server = await startServer(kind, ctx.redis.url);
-  let stopKeepers = () => {};
+  let keepers: SseClient[] = [];
   try {
     log(`resume ${kind}: ${topics.length} topics of ${EVENTS} events`);
-    const { ids, keepers } = await seed(server, topics, tag);
-    stopKeepers = () => {
-      for (const keeper of keepers) {
-        keeper.result.catch(() => {});
-        keeper.close();
-      }
-    };
+    let ids: string[][];
+    ({ ids, keepers } = await seed(server, topics, tag));
     const redisPid = ctx.redis.pid as number;
     const rounds: ResumeRound[] = [];
     for (let round = 0; round < p.resumeRounds; round++) {
@@ -207,8 +169,7 @@ async function runResumeOne(ctx: BenchContext, kind: ServerKind): Promise<Resume
             server.path(topics[k] as string),
             { 'last-event-id': (ids[k] as string[])[FROM] as string },
             (t) => t.includes(marker(k, EVENTS - 1)),
-            TIMEOUT_MS,
-          ).result;
+          );
           for (let i = 0; i < EVENTS; i++) {
             if (occurrences(text, marker(k, i)) !== (i > FROM ? 1 : 0)) {
               throw new Error(
@@ -246,7 +207,7 @@ async function runResumeOne(ctx: BenchContext, kind: ServerKind): Promise<Resume
     if (output) log(`${kind} server output:\n${output.slice(-2000)}`);
     throw err;
   } finally {
-    stopKeepers();
+    for (const keeper of keepers) keeper.close();
     await server.stop();
   }
 }
