@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import {
   SseClient,
   checkContiguousOrReset,
   freePort,
+  opaqueBytes,
   sleep,
   waitFor,
   type SseEvent,
@@ -557,7 +558,7 @@ describe('docker compose up: the cluster as containers', () => {
     const watcher = await SseClient.open(`http://127.0.0.1:${port}/api/upload-progress/${fileId}`);
     try {
       expect(watcher.status).toBe(200);
-      const content = randomBytes(512 * 1024);
+      const content = opaqueBytes(512 * 1024);
       const form = new FormData();
       form.append('fileId', fileId);
       form.append('file', new Blob([content], { type: 'application/octet-stream' }), 'random.bin');

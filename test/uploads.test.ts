@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import {
   SseClient,
   makePng,
+  opaqueBytes,
   sleep,
   startGatewayProcess,
   testPrefix,
@@ -361,7 +362,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
   it('refuses a file over UPLOAD_MAX_BYTES with 413 FILE_TOO_LARGE and keeps nothing of it', async () => {
     const before = stored();
     // Just over: received up to the limit, then refused, the partial file removed.
-    const near = randomBytes(maxBytes + 4096);
+    const near = opaqueBytes(maxBytes + 4096);
     const path = scratchFile('too-big.bin', near);
     const subscriber = await subscribe(b, 'too-big-1');
     const answer = await postMultipart(
@@ -443,7 +444,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
   it('keeps concurrent uploads from several clients apart, and never lets two share a file id', async () => {
     const uploads = [...Array(6).keys()].map((i) => ({
       fileId: `client-${i}-${randomBytes(3).toString('hex')}`,
-      content: randomBytes((1 + (i % 3)) * MiB + i * 1000),
+      content: opaqueBytes((1 + (i % 3)) * MiB + i * 1000),
       via: i % 2 ? a : b,
       watch: i % 2 ? b : a,
     }));
@@ -489,7 +490,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
     const twin = () => {
       const form = new FormData();
       form.append('fileId', same);
-      form.append('file', new Blob([randomBytes(512 * 1024)]), 'twin.bin');
+      form.append('file', new Blob([opaqueBytes(512 * 1024)]), 'twin.bin');
       return fetch(`${a.url}/api/upload`, { method: 'POST', body: form }).then(
         (r) => r.json() as Promise<{ fileId: string }>,
       );
@@ -532,7 +533,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
   it('finishes a job exactly once after its worker is killed mid-job and another starts', async () => {
     await worker.stop(); // this test's workers only
     const slow = await startWorker({ ...shortLock, UPLOAD_READ_BYTES_PER_S: String(MiB) }, workers);
-    const content = randomBytes(6 * MiB);
+    const content = opaqueBytes(6 * MiB);
     const path = scratchFile('killed.bin', content);
     const subscriber = await subscribe(b, 'killed-1');
     const answer = await postMultipart(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { crc32, deflateSync } from 'node:zlib';
 
 /** A real PNG of `width` × `height` RGB pixels. */
@@ -22,4 +23,18 @@ export function makePng(width: number, height: number): Buffer {
     chunk('IDAT', deflateSync(rows)),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** Start of `opaqueBytes`: a NUL (not text) and no magic number that a content sniffer knows. */
+const OPAQUE_PREFIX = Buffer.from('\0streamcast: opaque test bytes\0', 'latin1');
+
+/**
+ * `size` bytes of random binary that content sniffing can never take for a known type. Plain
+ * `randomBytes` can: about 1 in 1,700 starts like an MP3 frame, AAC, MPEG-TS or compress header,
+ * and an upload of it declared `application/octet-stream` is then refused as that type.
+ */
+export function opaqueBytes(size: number): Buffer {
+  const bytes = randomBytes(size);
+  OPAQUE_PREFIX.copy(bytes, 0, 0, Math.min(size, OPAQUE_PREFIX.length));
+  return bytes;
 }

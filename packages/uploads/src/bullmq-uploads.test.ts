@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parseRedisUrl } from '@streamcast/engine-redis';
-import { testPrefix, testRedisUrl, waitFor } from '@streamcast/testing';
+import { opaqueBytes, testPrefix, testRedisUrl, waitFor } from '@streamcast/testing';
 import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import { BullUploadQueue, startUploadWorker, type UploadWorker } from './bullmq-uploads';
@@ -75,7 +74,7 @@ describe('uploads on BullMQ', () => {
     events.filter((e) => e.topic === `uploads/${job.fileId}` && e.event === event);
 
   it('processes a queued job, then removes its file and its job record after the retention', async () => {
-    const job = stored(randomBytes(1024 * 1024));
+    const job = stored(opaqueBytes(1024 * 1024));
     await queue.enqueue(job);
     await waitFor(() => of(job, 'complete').length === 1, 'complete', 10_000);
     // `complete` is published before BullMQ records the job as completed.

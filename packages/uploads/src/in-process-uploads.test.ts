@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@streamcast/testing';
+import { opaqueBytes, waitFor } from '@streamcast/testing';
 import { gzipSync } from 'node:zlib';
 import { randomId } from './file-id';
 import { InProcessUploads } from './in-process-uploads';
@@ -68,7 +68,7 @@ describe('uploads without Redis (in-process)', () => {
 
   it('processes a job and publishes rising progress, then complete with the facts', async () => {
     uploads = new InProcessUploads(settings(), record);
-    const content = randomBytes(3 * 1024 * 1024);
+    const content = opaqueBytes(3 * 1024 * 1024);
     const job = stored(content);
     await uploads.enqueue(job);
     await uploads.idle();
@@ -101,7 +101,7 @@ describe('uploads without Redis (in-process)', () => {
       await record(topic, event, data);
     };
     uploads = new InProcessUploads(settings(), flaky);
-    const job = stored(randomBytes(4 * 1024 * 1024));
+    const job = stored(opaqueBytes(4 * 1024 * 1024));
     const started = Date.now();
     await uploads.enqueue(job);
     await uploads.idle();
@@ -138,7 +138,7 @@ describe('uploads without Redis (in-process)', () => {
       await record(topic, event, data);
     };
     uploads = new InProcessUploads(settings({ attempts: 2 }), broken);
-    const job = stored(randomBytes(1024 * 1024));
+    const job = stored(opaqueBytes(1024 * 1024));
     await uploads.enqueue(job);
     await uploads.idle();
     expect(of(job, 'failed').map((e) => e.data)).toEqual([
@@ -169,7 +169,7 @@ describe('uploads without Redis (in-process)', () => {
       settings({ concurrency: 2, readBytesPerS: 8 * 1024 * 1024 }),
       watch,
     );
-    const jobs = [1, 2, 3, 4].map(() => stored(randomBytes(2 * 1024 * 1024)));
+    const jobs = [1, 2, 3, 4].map(() => stored(opaqueBytes(2 * 1024 * 1024)));
     for (const job of jobs) await uploads.enqueue(job);
     await uploads.idle();
     expect(most).toBe(2);
