@@ -44,8 +44,9 @@ export const NGINX_TEMPLATE = join(REPO_ROOT, 'infra', 'nginx', 'nginx.conf.temp
  * The gateway's V8 flags, wherever it runs (image, compose, chart, npm scripts, bench; tests
  * compare them). 8 MB semi-spaces: a 16 MB young generation. Node 24 grows its young generation
  * to 128 MB under load (Node 20 to 32 MB), which cost a gateway ~6 KB more per idle stream and
- * 55-65 MB more RSS under fan-out, for no throughput; 16 MB against 32 took another 12-20 MB
- * off, with the same latency and CPU at fixed rates (docs/benchmarks.md).
+ * 55-65 MB more RSS under fan-out, for no throughput; 16 MB against 32 takes another 10-20 MB
+ * off, at the same latency and CPU on Node 24 and for 3-6% more CPU per delivery on Node 20 and
+ * 26 at high rates over many topics (docs/benchmarks.md, "A 16 MB young generation").
  */
 export const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=8'] as const;
 
