@@ -37,7 +37,8 @@ export async function runDeliveryScenario(
     name: string;
     subscribers: number;
     topics: number;
-    rate: number;
+    /** Events/s of the fixed-rate runs, one after the other on the same server. */
+    rates: readonly number[];
     /** Publish in batches gathered this long (POST /publish with an array): the fixed rate only. */
     batchMs?: number;
     /**
@@ -67,11 +68,12 @@ export async function runDeliveryScenario(
           : server.target(topics, p.concurrency),
     );
     const fixedOnly = batchMs !== undefined || scenario.engine === true;
-    const load = scenario.engine
-      ? `${scenario.rate}/s into Redis (publisher package)`
-      : batchMs
-        ? `${scenario.rate}/s in ${batchMs} ms batches`
-        : `${scenario.rate}/s`;
+    const loadAt = (rate: number): string =>
+      scenario.engine
+        ? `${rate}/s into Redis (publisher package)`
+        : batchMs
+          ? `${rate}/s in ${batchMs} ms batches`
+          : `${rate}/s`;
     const rows: DeliveryRow[] = [];
     if (p.seconds > 0 && !fixedOnly) {
       log(`${scenario.name} ${kind}: saturated for ${p.seconds} s`);
@@ -83,15 +85,17 @@ export async function runDeliveryScenario(
         }),
       );
     }
-    log(`${scenario.name} ${kind}: ${scenario.rate} events/s for ${p.rateSeconds} s`);
-    rows.push(
-      await measureDelivery(ctx, server, pool, target, {
-        load,
-        topics: topics.length,
-        rate: scenario.rate,
-        seconds: p.rateSeconds,
-      }),
-    );
+    for (const rate of scenario.rates) {
+      log(`${scenario.name} ${kind}: ${rate} events/s for ${p.rateSeconds} s`);
+      rows.push(
+        await measureDelivery(ctx, server, pool, target, {
+          load: loadAt(rate),
+          topics: topics.length,
+          rate,
+          seconds: p.rateSeconds,
+        }),
+      );
+    }
     if (server.startupMs !== undefined) for (const row of rows) row.startupMs = server.startupMs;
     return rows;
   });
@@ -111,7 +115,7 @@ export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
         name: 'fanout',
         subscribers: ctx.params.subscribers,
         topics: 1,
-        rate: ctx.params.rate,
+        rates: ctx.params.rates,
       })),
     );
   }

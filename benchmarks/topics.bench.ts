@@ -27,7 +27,7 @@ export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
     name: 'topics',
     subscribers: ctx.params.topicsSubscribers,
     topics: ctx.params.topicsCount,
-    rate: ctx.params.topicsRate,
+    rates: [ctx.params.topicsRate],
   };
   for (const kind of kinds) rows.push(...(await runDeliveryScenario(ctx, kind, scenario)));
   // The same rate from a producer that batches (POST /publish with an array): the cost per

@@ -3,10 +3,10 @@ export interface BenchParams {
   /** SSE subscribers of the one fan-out topic. @default 1000 */
   subscribers: number;
   /** Measured seconds of the saturated fan-out run, per server. @default 10 */
-  /** 0: no saturated run (the fixed-rate run then meets a fresh server: its RSS alone). */
+  /** 0: no saturated run (the first fixed-rate run then meets a fresh server: its RSS alone). */
   seconds: number;
-  /** Events per second of the fixed-rate run. @default 50 */
-  rate: number;
+  /** Events per second of the fan-out fixed-rate runs, one run each, in order. @default [20, 50] */
+  rates: number[];
   /** Measured seconds of the fixed-rate run, per server. @default 5 */
   rateSeconds: number;
   /** Saturated run: events the publisher may be ahead of the slowest subscriber. @default 200 */
@@ -90,6 +90,19 @@ function int(name: string, fallback: number, min: number, max: number): number {
   return value;
 }
 
+/** A comma list of integers, each as int() takes it. */
+function ints(name: string, fallback: number[], min: number, max: number): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const items = raw.split(',').map((item) => item.trim());
+  if (items.some((item) => !/^\d+$/.test(item) || Number(item) < min || Number(item) > max)) {
+    throw new ParamError(
+      `bench: ${name} must be a comma list of integers ${min}-${max} (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return items.map(Number);
+}
+
 export function readParams(): BenchParams {
   const onlyRaw = process.env.BENCH_ONLY;
   const only = new Set(
@@ -110,7 +123,7 @@ export function readParams(): BenchParams {
   return {
     subscribers: int('BENCH_SUBSCRIBERS', 1000, 1, 15_000),
     seconds: int('BENCH_SECONDS', 10, 0, 600),
-    rate: int('BENCH_RATE', 50, 1, 100_000),
+    rates: ints('BENCH_RATE', [20, 50], 1, 100_000),
     rateSeconds: int('BENCH_RATE_SECONDS', 5, 1, 600),
     window: int('BENCH_WINDOW', 200, 1, 100_000),
     payloadBytes: int('BENCH_PAYLOAD_BYTES', 128, 64, 65_536),

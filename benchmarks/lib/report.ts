@@ -10,7 +10,7 @@ export function header(ctx: BenchContext): string {
   const params = [
     `BENCH_SUBSCRIBERS=${p.subscribers}`,
     `BENCH_SECONDS=${p.seconds}`,
-    `BENCH_RATE=${p.rate}`,
+    `BENCH_RATE=${p.rates.join(',')}`,
     `BENCH_RATE_SECONDS=${p.rateSeconds}`,
     `BENCH_WINDOW=${p.window}`,
     `BENCH_PAYLOAD_BYTES=${p.payloadBytes}`,
