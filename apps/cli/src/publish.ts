@@ -1,5 +1,12 @@
 import { createInterface } from 'node:readline';
-import { ConfigError, engineEnv, parseEnv } from '@streamcast/config';
+import {
+  ConfigError,
+  defineVar,
+  engineEnv,
+  envSchema,
+  parseEnv,
+  type EnvOf,
+} from '@streamcast/config';
 import { redisConnection } from '@streamcast/engine-redis';
 import { MAX_BATCH_EVENTS, assertTopic, describe, normalizeEventName } from '@streamcast/protocol';
 import {
@@ -8,7 +15,6 @@ import {
   type PublishOutcome,
   type Publisher,
 } from '@streamcast/publisher';
-import { z } from 'zod';
 import {
   EXIT,
   UsageError,
@@ -93,16 +99,17 @@ Examples:
 From the repository root: npm run -s publish-event -- news headline '{"title":"hello"}'
 `;
 
-const envSchema = z.object({
+const text = defineVar((raw) => raw);
+const cliEnv = envSchema({
   REDIS_URL: engineEnv.REDIS_URL,
   REDIS_CLUSTER_NODES: engineEnv.REDIS_CLUSTER_NODES,
   REDIS_PREFIX: engineEnv.REDIS_PREFIX,
   HISTORY_MAX_LEN: engineEnv.HISTORY_MAX_LEN,
   HISTORY_MAX_AGE_S: engineEnv.HISTORY_MAX_AGE_S,
-  GATEWAY_URL: z.string().optional(),
-  STREAMCAST_TOKEN: z.string().optional(),
+  GATEWAY_URL: text,
+  STREAMCAST_TOKEN: text,
 });
-type Env = z.infer<typeof envSchema>;
+type Env = EnvOf<typeof cliEnv>;
 
 const REDIS_URL_RE = /^rediss?:\/\/[^\s]+$/;
 const PREFIX_RE = /^[A-Za-z0-9_\-.:]{1,64}$/;
@@ -158,7 +165,7 @@ async function publishCommand(argv: string[]): Promise<number> {
 
   let env: Env;
   try {
-    env = parseEnv(envSchema);
+    env = parseEnv(cliEnv);
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message);
     throw err;

@@ -1,38 +1,40 @@
-import { DEMO_PUBLIC_TOPICS, gatewayEnv, loadEnvOrExit, publicTopicsVar } from '@streamcast/config';
+import {
+  DEMO_PUBLIC_TOPICS,
+  defineVar,
+  envSchema,
+  gatewayEnv,
+  invalid,
+  loadEnvOrExit,
+  publicTopicsVar,
+} from '@streamcast/config';
 import { producerNames, startAll, type ProducerName } from '@streamcast/producers';
 import { createPublisher } from '@streamcast/publisher';
 import { buildGateway, listenUntilSignalled } from '@streamcast/server';
 import { startUploadWorker, uploadSettings } from '@streamcast/uploads';
 import { redisConnection } from '@streamcast/engine-redis';
-import { z } from 'zod';
 
 /**
  * `npm start`: the whole product in one process, nothing to install: one gateway (the
  * embedded memory engine unless REDIS_URL is set) and every producer publishing into it.
  */
-const schema = z.object({
+const schema = envSchema({
   ...gatewayEnv,
   // The demo pages work out of the box even when JWT keys are configured.
   PUBLIC_TOPICS: publicTopicsVar(DEMO_PUBLIC_TOPICS),
-  PRODUCERS: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const text = raw === undefined || raw === '' ? 'all' : raw;
-      if (text === 'all') return producerNames;
-      if (text === 'none') return [];
-      const names = text.split(',').map((n) => n.trim());
-      for (const name of names) {
-        if (!(producerNames as string[]).includes(name)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `PRODUCERS must be all, none or a comma list of ${producerNames.join(', ')} (got ${JSON.stringify(raw)})`,
-          });
-          return z.NEVER;
-        }
+  PRODUCERS: defineVar((raw): ProducerName[] => {
+    const text = raw === undefined || raw === '' ? 'all' : raw;
+    if (text === 'all') return producerNames;
+    if (text === 'none') return [];
+    const names = text.split(',').map((n) => n.trim());
+    for (const name of names) {
+      if (!(producerNames as string[]).includes(name)) {
+        return invalid(
+          `PRODUCERS must be all, none or a comma list of ${producerNames.join(', ')} (got ${JSON.stringify(raw)})`,
+        );
       }
-      return names as ProducerName[];
-    }),
+    }
+    return names as ProducerName[];
+  }),
 });
 
 async function main(): Promise<void> {

@@ -1,70 +1,85 @@
 import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
 
 /**
- * Configuration from the environment, parsed once at start. Each app composes the fields it
- * needs into one zod schema; code receives the typed result, never process.env.
+ * Configuration from the environment, parsed once at start. Each app composes the variables it
+ * needs into one schema (`envSchema`); code receives the typed result, never process.env.
+ *
+ * Each variable parses its own text, so the schema is no more than an ordered list of them: no
+ * schema library is loaded (zod, which this used, held 3.3 MB of every gateway's heap for a
+ * parse done once at start; docs/benchmarks.md, "A 16 MB young generation").
  */
 
+/** One environment variable: its value from its text (undefined when unset), or VarInvalid. */
+export interface Var<T> {
+  parse(raw: string | undefined): T;
+}
+
+/** Thrown by a Var's parse: the message names the variable and what it must be. */
+export class VarInvalid extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VarInvalid';
+  }
+}
+
+/** A variable from its parse function; `invalid(message)` refuses the text. */
+export function defineVar<T>(parse: (raw: string | undefined) => T): Var<T> {
+  return { parse };
+}
+
+export function invalid(message: string): never {
+  throw new VarInvalid(message);
+}
+
+/** `first`, then `next` on its value (which may refuse it with `invalid`). */
+export function then<A, B>(first: Var<A>, next: (value: A) => B): Var<B> {
+  return defineVar((raw) => next(first.parse(raw)));
+}
+
+/** The variables of one process, in the order they are checked (the first bad one is reported). */
+export interface EnvSchema<S extends Record<string, Var<unknown>>> {
+  readonly shape: S;
+}
+
+export function envSchema<S extends Record<string, Var<unknown>>>(shape: S): EnvSchema<S> {
+  return { shape };
+}
+
+/** The parsed configuration of a schema. */
+export type EnvOf<E extends EnvSchema<Record<string, Var<unknown>>>> = {
+  [K in keyof E['shape']]: E['shape'][K] extends Var<infer T> ? T : never;
+};
+
 const int = (name: string, min: number, max: number, fallback: number) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw === '') return fallback;
-      const value = Number(raw);
-      if (
-        !/^-?\d+$/.test(raw.trim()) ||
-        !Number.isSafeInteger(value) ||
-        value < min ||
-        value > max
-      ) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`,
-        });
-        return z.NEVER;
-      }
-      return value;
-    });
+  defineVar((raw) => {
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      return invalid(`${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`);
+    }
+    return value;
+  });
 
 const bool = (name: string, fallback: boolean) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw === '') return fallback;
-      if (raw === 'true') return true;
-      if (raw === 'false') return false;
-      ctx.addIssue({
-        code: 'custom',
-        message: `${name} must be true or false (got ${JSON.stringify(raw)})`,
-      });
-      return z.NEVER;
-    });
+  defineVar((raw) => {
+    if (raw === undefined || raw === '') return fallback;
+    if (raw === 'true') return true;
+    if (raw === 'false') return false;
+    return invalid(`${name} must be true or false (got ${JSON.stringify(raw)})`);
+  });
 
 const str = (fallback: string) =>
-  z
-    .string()
-    .optional()
-    .transform((raw) => (raw === undefined || raw === '' ? fallback : raw));
+  defineVar((raw) => (raw === undefined || raw === '' ? fallback : raw));
 
-const redisUrl = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    if (raw === undefined || raw === '') return undefined;
-    if (!/^rediss?:\/\/[^\s]+$/.test(raw)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `REDIS_URL must be a redis:// or rediss:// URL (got ${JSON.stringify(raw)})`,
-      });
-      return z.NEVER;
-    }
-    return raw;
-  });
+const redisUrl = defineVar((raw) => {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^rediss?:\/\/[^\s]+$/.test(raw)) {
+    return invalid(`REDIS_URL must be a redis:// or rediss:// URL (got ${JSON.stringify(raw)})`);
+  }
+  return raw;
+});
 
 /** One Sentinel, as `host:port` (`[::1]:26379` for IPv6). */
 export interface SentinelAddress {
@@ -74,44 +89,30 @@ export interface SentinelAddress {
 
 /** A comma list of `host:port` (`[::1]:26379` for IPv6), as `name` says it. */
 const hostPortList = (name: string) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx): SentinelAddress[] | undefined => {
-      if (raw === undefined || raw.trim() === '') return undefined;
-      const out: SentinelAddress[] = [];
-      for (const item of raw.split(',')) {
-        const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
-        const port = Number(match?.[2]);
-        if (!match || port < 1 || port > 65535) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `${name} must be a comma list of host:port (got ${JSON.stringify(raw)})`,
-          });
-          return z.NEVER;
-        }
-        out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
+  defineVar((raw): SentinelAddress[] | undefined => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const out: SentinelAddress[] = [];
+    for (const item of raw.split(',')) {
+      const match = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$/.exec(item);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        return invalid(`${name} must be a comma list of host:port (got ${JSON.stringify(raw)})`);
       }
-      return out;
-    });
+      out.push({ host: (match[1] as string).replace(/^\[|\]$/g, ''), port });
+    }
+    return out;
+  });
 
 const sentinels = hostPortList('REDIS_SENTINELS');
 
-const logLevel = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    const value = raw === undefined || raw === '' ? 'info' : raw;
-    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-    if (!levels.includes(value)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `LOG_LEVEL must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)})`,
-      });
-      return z.NEVER;
-    }
-    return value as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  });
+const logLevel = defineVar((raw) => {
+  const value = raw === undefined || raw === '' ? 'info' : raw;
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(value)) {
+    return invalid(`LOG_LEVEL must be one of ${levels.join(', ')} (got ${JSON.stringify(raw)})`);
+  }
+  return value as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+});
 
 /** Variables every process that talks to the engine reads. */
 export const engineEnv = {
@@ -121,25 +122,16 @@ export const engineEnv = {
   // Seed nodes of a Redis Cluster (Redis >= 7.0, sharded pub/sub); with them REDIS_URL (optional)
   // gives only credentials and TLS. Exclusive with REDIS_SENTINELS.
   REDIS_CLUSTER_NODES: hostPortList('REDIS_CLUSTER_NODES'),
-  REDIS_SENTINEL_NAME: str('mymaster').pipe(
-    z
-      .string()
-      .regex(
-        /^[A-Za-z0-9_\-.:]{1,128}$/,
-        'REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :',
-      ),
+  REDIS_SENTINEL_NAME: then(str('mymaster'), (name) =>
+    /^[A-Za-z0-9_\-.:]{1,128}$/.test(name)
+      ? name
+      : invalid('REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :'),
   ),
-  REDIS_SENTINEL_PASSWORD: z
-    .string()
-    .optional()
-    .transform((raw) => (raw === undefined || raw === '' ? undefined : raw)),
-  REDIS_PREFIX: str('sse').pipe(
-    z
-      .string()
-      .regex(
-        /^[A-Za-z0-9_\-.:]{1,64}$/,
-        'REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :',
-      ),
+  REDIS_SENTINEL_PASSWORD: defineVar((raw) => (raw === undefined || raw === '' ? undefined : raw)),
+  REDIS_PREFIX: then(str('sse'), (prefix) =>
+    /^[A-Za-z0-9_\-.:]{1,64}$/.test(prefix)
+      ? prefix
+      : invalid('REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :'),
   ),
   HISTORY_MAX_LEN: int('HISTORY_MAX_LEN', 1, 10_000_000, 1000),
   HISTORY_MAX_AGE_S: int('HISTORY_MAX_AGE_S', 0, 31_536_000, 86_400),
@@ -147,26 +139,21 @@ export const engineEnv = {
 };
 
 const mediaTypes = (name: string, fallback: string) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const text = raw === undefined || raw.trim() === '' ? fallback : raw;
-      const list = text
-        .split(',')
-        .map((t) => t.trim().toLowerCase())
-        .filter((t) => t !== '');
-      for (const item of list) {
-        if (!/^(\*\/\*|[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$/.test(item)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `${name} must be a comma list of media types such as text/*,image/png (got ${JSON.stringify(raw)})`,
-          });
-          return z.NEVER;
-        }
+  defineVar((raw) => {
+    const text = raw === undefined || raw.trim() === '' ? fallback : raw;
+    const list = text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t !== '');
+    for (const item of list) {
+      if (!/^(\*\/\*|[a-z0-9][a-z0-9!#$&^_.+-]*\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$/.test(item)) {
+        return invalid(
+          `${name} must be a comma list of media types such as text/*,image/png (got ${JSON.stringify(raw)})`,
+        );
       }
-      return list;
-    });
+    }
+    return list;
+  });
 
 /**
  * Variables of upload receiving and processing: read by gateways (which receive, and without
@@ -186,10 +173,9 @@ export const uploadEnv = {
   UPLOAD_READ_BYTES_PER_S: int('UPLOAD_READ_BYTES_PER_S', 0, 2 ** 40, 0),
 };
 
-const optionalText = z
-  .string()
-  .optional()
-  .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
+const optionalText = defineVar((raw) =>
+  raw === undefined || raw.trim() === '' ? undefined : raw.trim(),
+);
 
 /** A comma list; each item checked by `problem` (a reason, or undefined when fine). */
 const list = (
@@ -198,27 +184,20 @@ const list = (
   what: string,
   problem: (item: string) => string | undefined,
 ) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return [...fallback];
-      const items = raw
-        .split(',')
-        .map((t) => t.trim())
-        .filter((t) => t !== '');
-      for (const item of items) {
-        const why = problem(item);
-        if (why) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `${name} must be a comma list of ${what}: ${JSON.stringify(item)} ${why}`,
-          });
-          return z.NEVER;
-        }
+  defineVar((raw) => {
+    if (raw === undefined || raw.trim() === '') return [...fallback];
+    const items = raw
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+    for (const item of items) {
+      const why = problem(item);
+      if (why) {
+        return invalid(`${name} must be a comma list of ${what}: ${JSON.stringify(item)} ${why}`);
       }
-      return items;
-    });
+    }
+    return items;
+  });
 
 const PATTERN_RE = /^[A-Za-z0-9_\-.:/]+\*?$|^\*$/;
 /** The topics `npm start`'s demo pages subscribe to, public there by default. */
@@ -238,17 +217,15 @@ export const publicTopicsVar = (fallback: readonly string[]) =>
     p.length <= 200 && PATTERN_RE.test(p) ? undefined : 'is not a topic or a topic ending in *',
   );
 
-const jwtSecret = optionalText.pipe(
-  z
-    .string()
-    .min(
-      32,
-      'JWT_SECRET must be at least 32 characters (a short HS256 secret can be guessed offline)',
-    )
-    .optional(),
+const jwtSecret = then(optionalText, (secret) =>
+  secret === undefined || secret.length >= 32
+    ? secret
+    : invalid(
+        'JWT_SECRET must be at least 32 characters (a short HS256 secret can be guessed offline)',
+      ),
 );
 
-const jwksUrl = optionalText.transform((raw, ctx) => {
+const jwksUrl = then(optionalText, (raw) => {
   if (raw === undefined) return undefined;
   let url: URL | undefined;
   try {
@@ -258,26 +235,22 @@ const jwksUrl = optionalText.transform((raw, ctx) => {
   }
   const local = url !== undefined && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
   if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && local))) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `JWT_JWKS_URL must be an https:// URL (http:// only on localhost) (got ${JSON.stringify(raw)})`,
-    });
-    return z.NEVER;
+    return invalid(
+      `JWT_JWKS_URL must be an https:// URL (http:// only on localhost) (got ${JSON.stringify(raw)})`,
+    );
   }
   return url.href;
 });
 
-const jwksFile = optionalText.transform((raw, ctx) => {
+const jwksFile = then(optionalText, (raw) => {
   if (raw === undefined) return undefined;
   try {
     const parsed = JSON.parse(readFileSync(raw, 'utf8')) as { keys?: unknown } | null;
     if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
   } catch (err) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `JWT_JWKS_FILE must be a readable JSON Web Key Set (${JSON.stringify(raw)}: ${(err as Error).message})`,
-    });
-    return z.NEVER;
+    return invalid(
+      `JWT_JWKS_FILE must be a readable JSON Web Key Set (${JSON.stringify(raw)}: ${(err as Error).message})`,
+    );
   }
   return raw;
 });
@@ -292,28 +265,23 @@ const ORIGIN_RE =
  * loopback, and loopback may publish. Hop counts are not offered: Fastify 5 cannot check the
  * peer with them, and trusts nobody.
  */
-const trustProxy = z
-  .string()
-  .optional()
-  .transform((raw, ctx): false | string[] => {
-    const text = raw?.trim() ?? '';
-    if (text === '' || text === 'false') return false;
-    const items = text
-      .split(',')
-      .map((t) => t.trim())
-      .filter((t) => t !== '');
-    const ok = (item: string) =>
-      ['loopback', 'linklocal', 'uniquelocal'].includes(item) ||
-      (/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(item) && /[.:]/.test(item));
-    if (items.length === 0 || !items.every(ok)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `TRUST_PROXY must be a comma list of the balancers' addresses or CIDRs (loopback, 10.0.0.0/8, …); "true" is refused (got ${JSON.stringify(raw)})`,
-      });
-      return z.NEVER;
-    }
-    return items;
-  });
+const trustProxy = defineVar((raw): false | string[] => {
+  const text = raw?.trim() ?? '';
+  if (text === '' || text === 'false') return false;
+  const items = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  const ok = (item: string) =>
+    ['loopback', 'linklocal', 'uniquelocal'].includes(item) ||
+    (/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(item) && /[.:]/.test(item));
+  if (items.length === 0 || !items.every(ok)) {
+    return invalid(
+      `TRUST_PROXY must be a comma list of the balancers' addresses or CIDRs (loopback, 10.0.0.0/8, …); "true" is refused (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return items;
+});
 
 /** Variables of authentication, browser protections and limits (docs/security.md, "Security"). */
 export const securityEnv = {
@@ -346,26 +314,21 @@ export const securityEnv = {
  * WEB_ROOT: the folder of static pages a gateway serves. Empty (the default): the repository's
  * apps/web/public when it is there (build-gateway resolves it); `none`: no pages; else a directory.
  */
-const webRoot = z
-  .string()
-  .optional()
-  .transform((raw, ctx) => {
-    if (raw === undefined || raw === '' || raw === 'none') return raw ?? '';
-    let isDirectory = false;
-    try {
-      isDirectory = statSync(raw).isDirectory();
-    } catch {
-      // missing or unreadable: reported below
-    }
-    if (!isDirectory) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `WEB_ROOT must be a directory, none, or empty for the demo pages (got ${JSON.stringify(raw)})`,
-      });
-      return z.NEVER;
-    }
-    return resolve(raw);
-  });
+const webRoot = defineVar((raw) => {
+  if (raw === undefined || raw === '' || raw === 'none') return raw ?? '';
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(raw).isDirectory();
+  } catch {
+    // missing or unreadable: reported below
+  }
+  if (!isDirectory) {
+    return invalid(
+      `WEB_ROOT must be a directory, none, or empty for the demo pages (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return resolve(raw);
+});
 
 /** Variables of a gateway process (see the table in docs/configuration.md). */
 export const gatewayEnv = {
@@ -391,15 +354,15 @@ export const gatewayEnv = {
   ...securityEnv,
 };
 
-export const gatewaySchema = z.object(gatewayEnv);
-export type GatewayConfig = z.infer<typeof gatewaySchema>;
+export const gatewaySchema = envSchema(gatewayEnv);
+export type GatewayConfig = EnvOf<typeof gatewaySchema>;
 
 /** Variables of the upload worker (`npm run upload-worker`): it takes jobs from Redis. */
-export const uploadWorkerSchema = z.object({
+export const uploadWorkerSchema = envSchema({
   ...engineEnv,
   ...uploadEnv,
 });
-export type UploadWorkerConfig = z.infer<typeof uploadWorkerSchema>;
+export type UploadWorkerConfig = EnvOf<typeof uploadWorkerSchema>;
 export type UploadConfig = Pick<GatewayConfig, keyof typeof uploadEnv>;
 
 export class ConfigError extends Error {
@@ -410,23 +373,30 @@ export class ConfigError extends Error {
 }
 
 /** Parses `env` with `schema`; throws ConfigError with one line naming the first bad variable. */
-export function parseEnv<S extends z.ZodType>(
-  schema: S,
+export function parseEnv<S extends Record<string, Var<unknown>>>(
+  schema: EnvSchema<S>,
   env: NodeJS.ProcessEnv = process.env,
-): z.infer<S> {
-  const result = schema.safeParse(env);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const name = issue?.path.join('.') ?? '?';
-  const message = issue?.message ?? 'invalid';
-  throw new ConfigError(`config: ${message.includes(name) ? message : `${name}: ${message}`}`);
+): EnvOf<EnvSchema<S>> {
+  const out: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(schema.shape)) {
+    try {
+      out[name] = variable.parse(env[name]);
+    } catch (err) {
+      if (!(err instanceof VarInvalid)) throw err;
+      const message = err.message;
+      throw new ConfigError(`config: ${message.includes(name) ? message : `${name}: ${message}`}`);
+    }
+  }
+  return out as EnvOf<EnvSchema<S>>;
 }
 
 /**
  * For a process's main(): parses the environment, or prints the one-line reason to stderr and
  * exits 1 (API.md, "Processes").
  */
-export function loadEnvOrExit<S extends z.ZodType>(schema: S): z.infer<S> {
+export function loadEnvOrExit<S extends Record<string, Var<unknown>>>(
+  schema: EnvSchema<S>,
+): EnvOf<EnvSchema<S>> {
   try {
     return parseEnv(schema);
   } catch (err) {
