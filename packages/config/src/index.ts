@@ -33,8 +33,11 @@ export function invalid(message: string): never {
   throw new VarInvalid(message);
 }
 
-/** `first`, then `next` on its value (which may refuse it with `invalid`). */
-export function then<A, B>(first: Var<A>, next: (value: A) => B): Var<B> {
+/**
+ * `first`, then `next` on its value (which may refuse it with `invalid`). Not named `then`: a
+ * module exporting a `then` function is a thenable, and `await import()` of it would never settle.
+ */
+function refine<A, B>(first: Var<A>, next: (value: A) => B): Var<B> {
   return defineVar((raw) => next(first.parse(raw)));
 }
 
@@ -122,13 +125,13 @@ export const engineEnv = {
   // Seed nodes of a Redis Cluster (Redis >= 7.0, sharded pub/sub); with them REDIS_URL (optional)
   // gives only credentials and TLS. Exclusive with REDIS_SENTINELS.
   REDIS_CLUSTER_NODES: hostPortList('REDIS_CLUSTER_NODES'),
-  REDIS_SENTINEL_NAME: then(str('mymaster'), (name) =>
+  REDIS_SENTINEL_NAME: refine(str('mymaster'), (name) =>
     /^[A-Za-z0-9_\-.:]{1,128}$/.test(name)
       ? name
       : invalid('REDIS_SENTINEL_NAME must be 1-128 characters of A-Z a-z 0-9 _ - . :'),
   ),
   REDIS_SENTINEL_PASSWORD: defineVar((raw) => (raw === undefined || raw === '' ? undefined : raw)),
-  REDIS_PREFIX: then(str('sse'), (prefix) =>
+  REDIS_PREFIX: refine(str('sse'), (prefix) =>
     /^[A-Za-z0-9_\-.:]{1,64}$/.test(prefix)
       ? prefix
       : invalid('REDIS_PREFIX must be 1-64 characters of A-Z a-z 0-9 _ - . :'),
@@ -217,7 +220,7 @@ export const publicTopicsVar = (fallback: readonly string[]) =>
     p.length <= 200 && PATTERN_RE.test(p) ? undefined : 'is not a topic or a topic ending in *',
   );
 
-const jwtSecret = then(optionalText, (secret) =>
+const jwtSecret = refine(optionalText, (secret) =>
   secret === undefined || secret.length >= 32
     ? secret
     : invalid(
@@ -225,7 +228,7 @@ const jwtSecret = then(optionalText, (secret) =>
       ),
 );
 
-const jwksUrl = then(optionalText, (raw) => {
+const jwksUrl = refine(optionalText, (raw) => {
   if (raw === undefined) return undefined;
   let url: URL | undefined;
   try {
@@ -242,7 +245,7 @@ const jwksUrl = then(optionalText, (raw) => {
   return url.href;
 });
 
-const jwksFile = then(optionalText, (raw) => {
+const jwksFile = refine(optionalText, (raw) => {
   if (raw === undefined) return undefined;
   try {
     const parsed = JSON.parse(readFileSync(raw, 'utf8')) as { keys?: unknown } | null;
