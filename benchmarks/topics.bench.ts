@@ -54,14 +54,15 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     ...timelineLines(rows),
   ];
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);
-  for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
-    if (!nchan) break;
-    const perCore =
-      other.deliveriesPerSec / other.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
-    out.push(
-      `many topics ${other.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
-        `per server CPU-second ${perCore.toFixed(2)}x`,
-    );
+  if (nchan) {
+    for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
+      const perCore =
+        other.deliveriesPerSec / other.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+      out.push(
+        `many topics ${other.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
+          `per server CPU-second ${perCore.toFixed(2)}x`,
+      );
+    }
   }
   const missing = nchanMissing();
   if (missing) out.push(missing);

@@ -78,11 +78,17 @@ export const SCENARIOS = [
 /** A bad parameter: reported as one line, without a stack. */
 export class ParamError extends Error {}
 
+/** `text` as an integer in min-max, or undefined. */
+function intIn(text: string, min: number, max: number): number | undefined {
+  const value = Number(text);
+  return /^\d+$/.test(text.trim()) && value >= min && value <= max ? value : undefined;
+}
+
 function int(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+  const value = intIn(raw, min, max);
+  if (value === undefined) {
     throw new ParamError(
       `bench: ${name} must be an integer ${min}-${max} (got ${JSON.stringify(raw)})`,
     );
@@ -94,13 +100,13 @@ function int(name: string, fallback: number, min: number, max: number): number {
 function ints(name: string, fallback: number[], min: number, max: number): number[] {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
-  const items = raw.split(',').map((item) => item.trim());
-  if (items.some((item) => !/^\d+$/.test(item) || Number(item) < min || Number(item) > max)) {
+  const values = raw.split(',').map((item) => intIn(item, min, max));
+  if (values.some((value) => value === undefined)) {
     throw new ParamError(
       `bench: ${name} must be a comma list of integers ${min}-${max} (got ${JSON.stringify(raw)})`,
     );
   }
-  return items.map(Number);
+  return values as number[];
 }
 
 export function readParams(): BenchParams {
