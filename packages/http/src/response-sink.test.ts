@@ -158,8 +158,9 @@ describe(`ResponseSink on Node ${process.version}`, () => {
           socketWrites = 0;
           resWrites = 0;
           sink.write(Buffer.from('id: 1\ndata: 1\n\n'));
-          seen.push(sink.detached, socketWrites > 0 && resWrites === 0);
           setImmediate(() => {
+            // Written to the socket as the tick ended, not through the response.
+            seen.push(sink.detached, socketWrites > 0 && resWrites === 0);
             // Still attached (as where detach is refused): after a string, an event written in
             // the same tick keeps its place (Node 22 and later hold res.write's bytes in the
             // response until the next tick, where a direct write would overtake them).
@@ -237,6 +238,66 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     expect(sinks[1]?.detached).toBe(true);
     halfClosed.socket.end();
     await halfClosed.closed;
+  });
+
+  it("hands a tick's events to the socket as the tick ends: one plain write, or one corked batch", async () => {
+    const sinks: ResponseSink[] = [];
+    const sockets: Socket[] = [];
+    serve = (_req, res) => {
+      const sink = new ResponseSink(res);
+      sinks.push(sink);
+      sockets.push(res.socket as Socket);
+      sink.begin();
+      sink.write('retry: 1000\n\n');
+    };
+    const client = raw('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (sinks.length < 1 || !client.text().includes('retry')) await nextTurn();
+    await nextTurn();
+    const sink = sinks[0] as ResponseSink;
+    const socket = sockets[0] as Socket;
+    expect(sink.detached).toBe(true);
+    let writes = 0;
+    let corks = 0;
+    const write = socket.write.bind(socket);
+    socket.write = ((...args: Parameters<Socket['write']>) => {
+      writes++;
+      return write(...args);
+    }) as Socket['write'];
+    const cork = socket.cork.bind(socket);
+    socket.cork = () => {
+      corks++;
+      cork();
+    };
+    const event = (n: number) => Buffer.from(`id: ${n}\ndata: ${n}\n\n`);
+
+    sink.write(event(1));
+    // Queued until the tick ends, and counted as buffered meanwhile (the hub's queue bound).
+    expect(writes).toBe(0);
+    expect(sink.bufferedBytes).toBeGreaterThanOrEqual(event(1).length);
+    await nextTurn();
+    expect([writes, corks]).toEqual([1, 0]);
+
+    sink.write(event(2));
+    sink.write(event(3));
+    sink.write(': ping\n\n');
+    await nextTurn();
+    expect([writes, corks]).toEqual([4, 1]);
+
+    // drained() and end() write what is queued first.
+    sink.write(event(4));
+    void sink.drained();
+    expect(writes).toBe(5);
+    sink.write(event(5));
+    sink.end();
+    await client.closed;
+    const body = client.text();
+    const order = ['retry', 'id: 1', 'id: 2', 'id: 3', ': ping', 'id: 4', 'id: 5'].map((s) =>
+      body.indexOf(s),
+    );
+    expect(order.every((at, i) => at >= 0 && (i === 0 || at > (order[i - 1] as number)))).toBe(
+      true,
+    );
+    expect(body.endsWith('id: 5\ndata: 5\n\n\r\n0\r\n\r\n')).toBe(true);
   });
 
   it("says Connection: close, so a keep-alive client's next request never meets the stream's end", async () => {
