@@ -170,7 +170,8 @@ export class ResponseSink implements Sink {
   }
 
   private queue(chunk: Buffer | string): void {
-    this.queuedBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    // A string's length in characters, as Node's writableLength counts what a socket holds.
+    this.queuedBytes += chunk.length;
     if (this.queued === undefined) {
       this.queued = chunk;
       if (queuedSinks.length === 0) process.nextTick(flushQueued);
