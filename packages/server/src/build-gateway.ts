@@ -9,6 +9,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type Redis from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { clientScriptRoute } from './client-script';
+import { quitRedis } from './quit-redis';
 import { buildGuard } from './security';
 import { seedRoutes } from './seed-routes';
 import { registerWebPages, resolveWebRoot } from './web-pages';
@@ -54,7 +55,8 @@ export async function buildGateway(
   const client = createRedisClient(config, { connectionName: 'sse-gateway' });
   if (client) {
     // With Sentinels the client follows the master; a Cluster client follows the slot map.
-    await app.register(fastifyRedis, { client, closeClient: true });
+    // Closed by the onClose hook below, after the engine (quitRedis).
+    await app.register(fastifyRedis, { client, closeClient: false });
     const engineLog = log.child({ component: 'engine-redis' });
     app.redis.on('error', (err: Error) => engineLog.debug({ err }, 'redis connection error'));
     const engineOptions = {
@@ -80,6 +82,7 @@ export async function buildGateway(
   await hub.start();
   app.addHook('onClose', async () => {
     await engine.close();
+    if (client) await quitRedis(client);
   });
   await app.register(streamcast, {
     hub,
