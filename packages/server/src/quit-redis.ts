@@ -1,8 +1,8 @@
 /**
  * QUIT, as @fastify/redis's closeClient does, except that a connection closing before QUIT's
- * answer came back ("Connection is closed.": seen once in a drain, a command sent as the gateway
- * stopped) is what QUIT was for, not a failed stop: the gateway would otherwise exit 1 after a
- * clean drain.
+ * answer came back (ioredis then rejects it with "Connection is closed.", as a drained gateway
+ * once did in CI) is what QUIT was for, not a failed stop: the gateway would otherwise exit 1
+ * after a clean drain.
  */
 export async function quitRedis(client: {
   status: string;
