@@ -12,6 +12,7 @@ import {
   deliveryCells,
   deliveryOk,
   foreignWarning,
+  perCpuRatio,
   ratioLines,
   timelineLines,
   type DeliveryRow,
@@ -56,11 +57,12 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);
   if (nchan) {
     for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
-      const perCore =
-        other.deliveriesPerSec / other.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+      const perCore = perCpuRatio(other, nchan, false);
+      const withRedis = perCpuRatio(other, nchan, true);
       out.push(
         `many topics ${other.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
-          `per server CPU-second ${perCore.toFixed(2)}x`,
+          `per server CPU-second ${perCore.toFixed(2)}x, per server + Redis CPU-second ` +
+          `${Number.isFinite(withRedis) ? `${withRedis.toFixed(2)}x` : '-'}`,
       );
     }
   }

@@ -39,6 +39,8 @@ export interface DeliveryRow {
   publishErrors: number;
   /** CPU of the server process(es) (1 = one core). */
   serverCpu: number;
+  /** CPU of redis-server (NaN with an outside Redis), also counted in otherCpu. */
+  redisCpu: number;
   /** CPU of everything on the other core: redis-server, client processes, publisher. */
   otherCpu: number;
   /** CPU of processes this benchmark did not start. */
@@ -148,6 +150,9 @@ export async function measureDelivery(
     payloadBytes: p.payloadBytes,
   });
   const serverCpu = new CpuMeter(() => processesCpuSeconds(server.pids()));
+  const redisCpu = new CpuMeter(() =>
+    ctx.redis.pid === undefined ? NaN : processesCpuSeconds([ctx.redis.pid]),
+  );
   const ours = () => [...server.pids(), process.pid, ctx.redis.pid ?? -1, ...pool.pids()];
   const otherCpu = new CpuMeter(() =>
     processesCpuSeconds([process.pid, ctx.redis.pid ?? -1, ...pool.pids()]),
@@ -162,6 +167,7 @@ export async function measureDelivery(
   let first: Awaited<ReturnType<typeof mark>>;
   let last: Awaited<ReturnType<typeof mark>>;
   let serverShare: number;
+  let redisShare: number;
   let otherShare: number;
   let foreignShare: number;
   let rssPeak: number;
@@ -176,6 +182,7 @@ export async function measureDelivery(
     metricsBefore = await scrapeMetrics(server.url);
     first = await mark();
     serverCpu.start();
+    redisCpu.start();
     otherCpu.start();
     foreignCpu.start();
     const rss = rssSampler(server);
@@ -184,6 +191,7 @@ export async function measureDelivery(
     metricsAfter = await scrapeMetrics(server.url);
     rssPeak = rss.stop();
     serverShare = serverCpu.stop();
+    redisShare = redisCpu.stop();
     otherShare = otherCpu.stop();
     foreignShare = foreignCpu.stop();
     await pool.window({ end: last.at });
@@ -216,6 +224,7 @@ export async function measureDelivery(
     dropped,
     publishErrors: publisher.failed,
     serverCpu: serverShare,
+    redisCpu: redisShare,
     otherCpu: otherShare,
     foreignCpu: foreignShare,
     rssPeak,
@@ -284,6 +293,7 @@ export const DELIVERY_HEAD = [
   'lost',
   'dup',
   'server CPU',
+  'Redis CPU',
   'core-1 CPU',
   'others CPU',
 ];
@@ -306,9 +316,19 @@ export function deliveryCells(r: DeliveryRow): string[] {
     `${int(r.lost)}${r.dropped > 0 ? ` (${r.dropped} dropped)` : ''}${r.publishErrors > 0 ? ` (${r.publishErrors} publish errors)` : ''}`,
     int(r.duplicated),
     pct(r.serverCpu),
+    Number.isFinite(r.redisCpu) ? pct(r.redisCpu) : '-',
     pct(r.otherCpu),
     pct(r.foreignCpu),
   ];
+}
+
+/**
+ * Deliveries per CPU-second of `a` over those of `b`: of the server alone, or of the server and
+ * redis-server together (both keep their events in Redis: what a server asks of Redis counts).
+ */
+export function perCpuRatio(a: DeliveryRow, b: DeliveryRow, withRedis: boolean): number {
+  const cpu = (r: DeliveryRow) => r.serverCpu + (withRedis ? r.redisCpu : 0);
+  return a.deliveriesPerSec / cpu(a) / (b.deliveriesPerSec / cpu(b));
 }
 
 /** streamcast against Nchan on the same load: deliveries per server CPU-second, p99. */
@@ -318,13 +338,14 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
     const ours = rows.find((r) => r.server === 'streamcast' && r.load === load);
     const nchan = rows.find((r) => r.server === 'nchan' && r.load === load);
     if (!ours || !nchan) continue;
-    const perCore =
-      ours.deliveriesPerSec / ours.serverCpu / (nchan.deliveriesPerSec / nchan.serverCpu);
+    const perCore = perCpuRatio(ours, nchan, false);
     const raw = ours.deliveriesPerSec / nchan.deliveriesPerSec;
     const p99 = ours.p99 / nchan.p99;
+    const withRedis = perCpuRatio(ours, nchan, true);
     out.push(
       `${scenario} ${load}: streamcast/Nchan deliveries/s ${raw.toFixed(2)}x, per server CPU-second ` +
-        `${perCore.toFixed(2)}x (target >= 1: ${perCore >= 1 ? 'met' : 'missed'}); ` +
+        `${perCore.toFixed(2)}x (target >= 1: ${perCore >= 1 ? 'met' : 'missed'}), ` +
+        `per server + Redis CPU-second ${Number.isFinite(withRedis) ? `${withRedis.toFixed(2)}x` : '-'}; ` +
         `p99 ${ms(ours.p99)} vs ${ms(nchan.p99)} ms = ${p99.toFixed(2)}x (target <= 1: ${p99 <= 1 ? 'met' : 'missed'})`,
     );
   }
