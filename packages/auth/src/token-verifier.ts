@@ -1,16 +1,16 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { NotReady, TokenExpired, TokenInvalid } from '@streamcast/protocol';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWTHeaderParameters,
-  type JWTPayload,
-  type KeyLike,
-} from 'jose';
+import type { JSONWebKeySet, JWTHeaderParameters, JWTPayload, KeyLike, errors } from 'jose';
+
+/**
+ * jose, loaded when a verifier is built: a gateway without JWT settings (open mode, or a
+ * trusted network) never verifies a token, and jose is about 2 MB of its heap.
+ */
+let joseModule: typeof import('jose') | undefined;
+const jose = (): typeof import('jose') =>
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use (above)
+  (joseModule ??= require('jose') as typeof import('jose'));
 
 export interface TokenVerifierOptions {
   /** Shared secret for HS256 (JWT_SECRET). */
@@ -65,6 +65,7 @@ export class TokenVerifier {
       : undefined;
     let keySet: ((header: JWTHeaderParameters) => Promise<KeyLike>) | undefined;
     let remote = false;
+    const { createLocalJWKSet, createRemoteJWKSet, errors } = jose();
     if (options.jwks) {
       keySet = createLocalJWKSet(options.jwks);
     } else if (options.jwksFile) {
@@ -102,7 +103,7 @@ export class TokenVerifier {
     if (!JWT_RE.test(token)) throw new TokenInvalid('not a compact JWT');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.getKey, {
+      ({ payload } = await jose().jwtVerify(token, this.getKey, {
         algorithms: this.algorithms,
         issuer: this.options.issuer,
         audience: this.options.audience?.length ? [...this.options.audience] : undefined,

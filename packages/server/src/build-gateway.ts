@@ -4,7 +4,6 @@ import { MemoryEngine, type Engine } from '@streamcast/engine';
 import { RedisClusterEngine, RedisEngine, createRedisClient } from '@streamcast/engine-redis';
 import { clientErrorHandler, frameworkErrors, streamcast } from '@streamcast/fastify';
 import { Hub, type Tracing } from '@streamcast/hub';
-import { uploadRoutes } from '@streamcast/uploads';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type Redis from 'ioredis';
 import pino, { type Logger } from 'pino';
@@ -13,6 +12,9 @@ import { quitRedis } from './quit-redis';
 import { buildGuard } from './security';
 import { seedRoutes } from './seed-routes';
 import { registerWebPages, resolveWebRoot } from './web-pages';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when enabled (below)
+const uploads = () => require('@streamcast/uploads') as typeof import('@streamcast/uploads');
 
 export interface Gateway {
   app: FastifyInstance;
@@ -96,7 +98,8 @@ export async function buildGateway(
   // GET /streamcast-client.js: the browser client (@streamcast/client) as a plain script.
   await app.register(clientScriptRoute);
   // POST /api/upload: queued on BullMQ with Redis, processed in this process without.
-  if (config.UPLOADS_ENABLED) await app.register(uploadRoutes, { config });
+  // Loaded only then: the multipart parser and the upload pipeline are a few MB of heap.
+  if (config.UPLOADS_ENABLED) await app.register(uploads().uploadRoutes, { config });
   // The demo pages (WEB_ROOT): static files, registered after the API routes.
   const webRoot = resolveWebRoot(config.WEB_ROOT);
   if (webRoot) await registerWebPages(app, webRoot);
