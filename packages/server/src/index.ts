@@ -2,3 +2,4 @@ export * from './build-gateway';
 export * from './seed-routes';
 export * from './run';
 export * from './client-script';
+export * from './v8-threads';
