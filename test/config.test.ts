@@ -25,7 +25,6 @@ describe('configuration', () => {
       MAX_BODY_BYTES: 1048576,
       MAX_QUEUE_BYTES: 1048576,
       DRAIN_S: 10,
-      V8_WORKER_NICE: 10,
       STREAM_MAX_LIFETIME_S: 1800,
       PROBE_INTERVAL_MS: 1000,
       PROBE_TIMEOUT_MS: 3000,

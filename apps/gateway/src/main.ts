@@ -1,11 +1,10 @@
 import { telemetry } from './telemetry';
 import { gatewaySchema, loadEnvOrExit } from '@streamcast/config';
-import { buildGateway, listenUntilSignalled, lowerV8WorkerPriority } from '@streamcast/server';
+import { buildGateway, listenUntilSignalled } from '@streamcast/server';
 
 /** `npm run gateway`: one gateway process, nothing else. */
 async function main(): Promise<void> {
   const config = loadEnvOrExit(gatewaySchema);
-  lowerV8WorkerPriority(config.V8_WORKER_NICE);
   const { app, engine, hub } = await buildGateway(config, undefined, telemetry?.tracing);
   // Spans still in the exporter's batch go out before the process exits.
   const shutdown = telemetry?.shutdown;

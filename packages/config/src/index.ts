@@ -345,8 +345,6 @@ export const gatewayEnv = {
   MAX_BODY_BYTES: int('MAX_BODY_BYTES', 64, 100 * 1024 * 1024, 1024 * 1024),
   MAX_QUEUE_BYTES: int('MAX_QUEUE_BYTES', 1024, 1024 * 1024 * 1024, 1024 * 1024),
   DRAIN_S: int('DRAIN_S', 0, 3600, 10),
-  // The nice value of V8's compiler and GC threads (packages/server/src/v8-threads.ts); 0: unchanged.
-  V8_WORKER_NICE: int('V8_WORKER_NICE', 0, 19, 10),
   STREAM_MAX_LIFETIME_S: int('STREAM_MAX_LIFETIME_S', 0, 7 * 86400, 1800),
   PROBE_INTERVAL_MS: int('PROBE_INTERVAL_MS', 100, 60_000, 1000),
   PROBE_TIMEOUT_MS: int('PROBE_TIMEOUT_MS', 100, 60_000, 3000),

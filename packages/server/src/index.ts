@@ -2,4 +2,3 @@ export * from './build-gateway';
 export * from './seed-routes';
 export * from './run';
 export * from './client-script';
-export * from './v8-threads';
