@@ -85,7 +85,9 @@ export class Connection {
     readonly viewer: Viewer,
   ) {
     const lifetime = hub.options.maxLifetimeMs;
-    this.endsAt = lifetime > 0 ? hub.clock + lifetime * (0.8 + 0.2 * Math.random()) : Infinity;
+    // From now, not from hub.clock: the sweep advances that once a second, and a stream opened
+    // just before the next sweep would lose up to that second of its lifetime.
+    this.endsAt = lifetime > 0 ? Date.now() + lifetime * (0.8 + 0.2 * Math.random()) : Infinity;
   }
 
   /** The groups of private fields this connection may see (see visibleMask). */
