@@ -70,7 +70,9 @@ describe('stream lifetime', () => {
     const loop = startProducerLoop((seq) => publisher.publish(topic, 'n', { seq }), {
       intervalMs: 20,
     });
-    await new Promise((resolve) => setTimeout(resolve, LIFETIME_S * 3500));
+    // A lifetime close comes every 1.7-4 s (the last fifth of 2 s, up to a second to the next
+    // sweep, a retry of 0.1-1 s): 9 s hold at least two for every client.
+    await new Promise((resolve) => setTimeout(resolve, LIFETIME_S * 4500));
     const stored = await loop.stop();
     try {
       await waitFor(
