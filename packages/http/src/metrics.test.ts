@@ -1,3 +1,4 @@
+import { openSync, closeSync } from 'node:fs';
 import { MemoryEngine } from '@streamcast/engine';
 import { Hub } from '@streamcast/hub';
 import { MemorySink } from '@streamcast/testing';
@@ -41,5 +42,33 @@ describe('/metrics label cardinality', () => {
     const again = await createMetrics(hub, undefined, {}, 1).metrics();
     expect(again).toMatch(/^sse_topic_streams\{topic="a"\} 5$/m);
     expect(again.match(/^sse_topic_streams\{/gm)).toHaveLength(1);
+  });
+});
+
+describe('/metrics cost per scrape', () => {
+  it("leaves out prom-client's per-handle scans and still counts open file descriptors", async () => {
+    const engine = new MemoryEngine();
+    const hub = new Hub(engine);
+    await hub.start();
+    try {
+      const registry = createMetrics(hub);
+      const openFds = async () => {
+        const text = await registry.metrics();
+        expect(text).not.toMatch(/^nodejs_active_(handles|resources)/m);
+        expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
+        return Number(/^process_open_fds (\d+)$/m.exec(text)?.[1]);
+      };
+      const before = await openFds();
+      expect(before).toBeGreaterThan(2);
+      const fds = Array.from({ length: 5 }, () => openSync(__filename, 'r'));
+      try {
+        expect(await openFds()).toBeGreaterThanOrEqual(before + 5);
+      } finally {
+        for (const fd of fds) closeSync(fd);
+      }
+    } finally {
+      await hub.close();
+      await engine.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { CLOSE_REASONS, type DurationHistogram, type Hub } from '@streamcast/hub';
+import { readdir } from 'node:fs/promises';
 import {
   Counter,
   Gauge,
@@ -25,6 +26,7 @@ export function createMetrics(
 ): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  withoutPerHandleScans(registry);
   new Gauge({
     name: 'sse_connections',
     help: 'Open event streams',
@@ -173,6 +175,35 @@ export function createMetrics(
   );
   if (guard) addGuardMetrics(registry, guard, limits);
   return registry;
+}
+
+/**
+ * prom-client's defaults that walk every handle of the process on the event loop at each scrape:
+ * with thousands of open streams, a scrape held the loop for 10–20 ms (every delivery waiting
+ * behind it). The handle and resource counts go (`sse_connections` counts the streams);
+ * `process_open_fds` stays, its directory read in libuv's thread pool instead of on the loop.
+ */
+const PER_HANDLE_DEFAULTS = [
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+];
+
+function withoutPerHandleScans(registry: Registry): void {
+  for (const name of PER_HANDLE_DEFAULTS) registry.removeSingleMetric(name);
+  if (!registry.getSingleMetric('process_open_fds')) return; // not Linux
+  registry.removeSingleMetric('process_open_fds');
+  new Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors.',
+    registers: [registry],
+    async collect() {
+      // Less the one the directory read itself held open; on an error, the last value.
+      const fds = await readdir('/proc/self/fd').catch(() => undefined);
+      if (fds) this.set(fds.length - 1);
+    },
+  });
 }
 
 /**
