@@ -28,21 +28,27 @@ export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
     name: 'topics',
     subscribers: ctx.params.topicsSubscribers,
     topics: ctx.params.topicsCount,
-    rates: [ctx.params.topicsRate],
+    rates: ctx.params.topicsRates,
   };
   for (const kind of kinds) rows.push(...(await runDeliveryScenario(ctx, kind, scenario)));
+  // The extra streamcast runs below, at the last rate only.
+  const single = { ...scenario, rates: [lastRate(ctx)] };
   // The same rate from a producer that batches (POST /publish with an array): the cost per
   // event when the intake is shared by several events.
   const batchMs = ctx.params.topicsBatchMs;
   if (batchMs > 0) {
-    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...scenario, batchMs })));
+    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...single, batchMs })));
   }
   // And from a producer process that publishes straight into Redis (the publisher package, as
   // the producers do): the gateway's cost per event without an intake at all.
   if (ctx.params.topicsEngine) {
-    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...scenario, engine: true })));
+    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...single, engine: true })));
   }
   return rows;
+}
+
+function lastRate(ctx: BenchContext): number {
+  return ctx.params.topicsRates[ctx.params.topicsRates.length - 1] as number;
 }
 
 export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
@@ -54,7 +60,7 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     ...ratioLines(rows, 'many topics'),
     ...timelineLines(rows),
   ];
-  const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${p.topicsRate}/s`);
+  const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${lastRate(ctx)}/s`);
   if (nchan) {
     for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
       const perCore = perCpuRatio(other, nchan, false);
@@ -76,8 +82,8 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
   }
   out.push(
     `"saturated": at most BENCH_WINDOW=${p.window} events per topic ahead of the slowest subscriber;`,
-    `fixed rate: BENCH_TOPICS_RATE=${p.topicsRate} events/s over all topics; "in N ms batches":`,
-    `streamcast with the events of every BENCH_TOPICS_BATCH_MS=${p.topicsBatchMs} ms in one POST /publish`,
+    `fixed rate: BENCH_TOPICS_RATE=${p.topicsRates.join(',')} events/s over all topics; "in N ms batches":`,
+    `streamcast at the last rate with the events of every BENCH_TOPICS_BATCH_MS=${p.topicsBatchMs} ms in one POST /publish`,
     `(an array), latency still counted from each event's publish call; "into Redis": streamcast with`,
     `the events published straight into Redis by the publisher package (@streamcast/publisher, in the`,
     `benchmark's process on core 1, as a producer would; BENCH_TOPICS_ENGINE=0: no such run), so the`,

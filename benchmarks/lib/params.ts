@@ -27,8 +27,11 @@ export interface BenchParams {
   topicsSubscribers: number;
   /** @default 200 */
   topicsCount: number;
-  /** Events per second of the many-topics fixed-rate run, over all topics. @default 1000 */
-  topicsRate: number;
+  /**
+   * Events per second of the many-topics fixed-rate runs, over all topics; the batch and
+   * into-Redis runs take the last. @default [200, 1000]
+   */
+  topicsRates: number[];
   /** Many topics: an extra streamcast fixed-rate run publishing in batches gathered this long; 0: none. */
   topicsBatchMs: number;
   /** Many topics: an extra streamcast fixed-rate run published straight into Redis (1) or not (0). @default 1 */
@@ -140,7 +143,7 @@ export function readParams(): BenchParams {
     idleSeconds: int('BENCH_IDLE_SECONDS', 5, 0, 600),
     topicsSubscribers: int('BENCH_TOPICS_SUBSCRIBERS', 2000, 1, 15_000),
     topicsCount: int('BENCH_TOPICS', 200, 1, 10_000),
-    topicsRate: int('BENCH_TOPICS_RATE', 1000, 1, 100_000),
+    topicsRates: ints('BENCH_TOPICS_RATE', [200, 1000], 1, 100_000),
     topicsBatchMs: int('BENCH_TOPICS_BATCH_MS', 10, 0, 1000),
     topicsEngine: int('BENCH_TOPICS_ENGINE', 1, 0, 1) === 1,
     tpSubscribers: int('BENCH_TP_SUBSCRIBERS', 1000, 1, 15_000),

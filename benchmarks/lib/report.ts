@@ -21,7 +21,7 @@ export function header(ctx: BenchContext): string {
     `BENCH_IDLE_SECONDS=${p.idleSeconds}`,
     `BENCH_TOPICS_SUBSCRIBERS=${p.topicsSubscribers}`,
     `BENCH_TOPICS=${p.topicsCount}`,
-    `BENCH_TOPICS_RATE=${p.topicsRate}`,
+    `BENCH_TOPICS_RATE=${p.topicsRates.join(',')}`,
     `BENCH_TOPICS_ENGINE=${p.topicsEngine ? 1 : 0}`,
     `BENCH_TP_SUBSCRIBERS=${p.tpSubscribers}`,
     `BENCH_TP_TOPICS=${p.tpTopics}`,
