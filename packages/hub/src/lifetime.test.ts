@@ -4,8 +4,8 @@ import { Hub } from './hub';
 
 /**
  * STREAM_MAX_LIFETIME_S: a stream is closed at a random point of its lifetime's last fifth,
- * counted from when it opened, whatever the hub's coarse clock (advanced by the once-a-second
- * sweep) said at that moment.
+ * counted from when it opened, whatever the hub's coarse clock (advanced by the sweep) said at
+ * that moment.
  */
 describe('stream lifetime', () => {
   let hub: Hub;
