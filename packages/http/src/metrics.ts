@@ -179,8 +179,8 @@ export function createMetrics(
 
 /**
  * prom-client's defaults that walk every handle of the process on the event loop at each scrape:
- * with thousands of open streams, a scrape held the loop for 10–20 ms (every delivery waiting
- * behind it). The handle and resource counts go (`sse_connections` counts the streams);
+ * with 5,000 connections a scrape held the loop for 9 ms (27 ms the first), every delivery
+ * waiting behind it. The handle and resource counts go (`sse_connections` counts the streams);
  * `process_open_fds` stays, its directory read in libuv's thread pool instead of on the loop.
  */
 const PER_HANDLE_DEFAULTS = [
