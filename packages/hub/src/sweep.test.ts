@@ -46,8 +46,9 @@ describe('the sweep', () => {
     for (const at of beats) perTurn.set(at, (perTurn.get(at) ?? 0) + 1);
     expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(streams / 10);
     expect(perTurn.size).toBeGreaterThanOrEqual(10);
-    // None before it was due, none later than about a sweep period (1 s) after.
-    expect(Math.min(...beats) - opened).toBeGreaterThanOrEqual(heartbeatMs - 100);
-    expect(Math.max(...beats) - opened).toBeLessThan(heartbeatMs + 1500);
+    // None long before it was due (the coarse clock is up to a slice behind), none later than
+    // about a sweep period (1 s) after; loose bounds, as a busy machine delays timers.
+    expect(Math.min(...beats) - opened).toBeGreaterThanOrEqual(heartbeatMs / 2);
+    expect(Math.max(...beats) - opened).toBeLessThan(heartbeatMs + 2500);
   });
 });
