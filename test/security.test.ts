@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -811,6 +812,47 @@ describe('limits', () => {
     await stream(`${gateway.url}/events?topic=open/1&topic=open/2&topic=open/3`);
     expect(await readMetric(gateway.url, 'sse_limit{name="MAX_BODY_BYTES"}')).toBe(1024);
     expect(await readMetric(gateway.url, 'sse_limit{name="MAX_TOPICS"}')).toBe(3);
+  });
+
+  it('answers 413 to a client still sending a large body, and reads the rest instead of resetting', async () => {
+    // The gateway answers on the Content-Length, before the body. A socket closed with unread
+    // bytes is reset by the kernel: the client's next writes failed (EPIPE, ECONNRESET), and
+    // a client such as fetch could lose the answer. Here the client sends all 16 MiB, each
+    // write awaited, then reads the answer and a clean end of the connection.
+    const token = await mintToken({
+      key: SECRET,
+      claims: { sub: 'big', sse: { publish: ['big'] } },
+    });
+    const { port } = new URL(gateway.url);
+    // Half-open: the client keeps sending after the gateway's FIN, as one busy writing would.
+    const socket = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    let received = '';
+    let failure: Error | undefined;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', (err) => (failure = err));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const size = 16 * 1024 * 1024;
+    const write = (chunk: string | Buffer) =>
+      new Promise<void>((resolve, reject) =>
+        socket.write(chunk, (err) => (err ? reject(err) : resolve())),
+      );
+    await write(
+      `POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Authorization: Bearer ${token}\r\nContent-Length: ${size}\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    for (let sent = 0; sent < size; sent += chunk.length) await write(chunk);
+    socket.end();
+    await ended;
+    expect(failure).toBeUndefined();
+    expect(received).toMatch(/^HTTP\/1\.1 413 /);
+    expect(received).toContain('connection: close');
+    expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      error: { code: 'BODY_TOO_LARGE' },
+    });
+    expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
   });
 });
 

@@ -28,6 +28,7 @@ import {
   Guard,
   bounceStream,
   createMetrics,
+  lingerOnClose,
   onResponseClose,
   poll,
   readPollTimeout,
@@ -219,6 +220,9 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
         request.log.error({ err: error }, 'request failed');
       }
       if (mapped.retryAfter) reply.header('retry-after', mapped.retryAfter);
+      // Refused before its body was read (413 on Content-Length): the client may still be
+      // sending it, and must get this answer, not a reset connection.
+      if (!request.raw.complete) lingerOnClose(request.raw.socket);
       reply.code(mapped.statusCode).send(errorBody(mapped.code, mapped.message));
     });
 

@@ -5,6 +5,7 @@ export * from './stream';
 export * from './poll';
 export * from './metrics';
 export * from './loopback';
+export * from './linger';
 export * from './guard';
 export { Authorizer, type AuthorizerOptions, type Principal } from '@streamcast/auth';
 export { StreamCounter, type StreamLimits, type StreamCounterOptions } from '@streamcast/limits';
