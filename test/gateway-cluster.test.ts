@@ -57,6 +57,29 @@ describe('two gateways on one Redis', () => {
     expect(client.raw.startsWith('retry: 200\n')).toBe(true);
   });
 
+  it('answers HEAD on every GET route, and a HEAD on a stream route opens no stream', async () => {
+    await waitFor(async () => (await readMetric(a.url, 'sse_connections')) === 0, 'no streams');
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const res = await fetch(`${a.url}${path}`, { method: 'HEAD' });
+      expect({ path, status: res.status }).toEqual({ path, status: 200 });
+    }
+    for (const path of ['/events?topic=head', '/api/events', '/api/stocks/aapl']) {
+      const res = await fetch(`${a.url}${path}`, { method: 'HEAD' });
+      expect({ path, status: res.status, type: res.headers.get('content-type') }).toEqual({
+        path,
+        status: 200,
+        type: 'text/event-stream; charset=utf-8',
+      });
+      expect(await res.text()).toBe('');
+    }
+    const bad = await fetch(`${a.url}/api/stocks/a%20b`, { method: 'HEAD' });
+    expect(bad.status).toBe(400);
+    expect((await fetch(`${a.url}/nope`, { method: 'HEAD' })).status).toBe(404);
+    // Nothing stays open: a stream opened by a HEAD would count here while fetch keeps its
+    // connection alive (4 s).
+    expect(await readMetric(a.url, 'sse_connections')).toBe(0);
+  });
+
   it('delivers an event published on one gateway to subscribers of both', async () => {
     const onA = await open(`${a.url}/events?topic=cross`);
     const onB = await open(`${b.url}/events?topic=cross`);

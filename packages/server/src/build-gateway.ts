@@ -44,8 +44,9 @@ export async function buildGateway(
     childLoggerFactory: (logger) => logger,
     // Streams are ended in preClose; whatever is left must not hold the process.
     forceCloseConnections: true,
-    // A HEAD on a stream route would otherwise open a stream that can carry no body.
-    exposeHeadRoutes: false,
+    // HEAD on every GET route (a balancer's health check, a link checker): stream routes answer
+    // their headers and end (serveStream), never a stream that could carry no body.
+    exposeHeadRoutes: true,
     // Behind a balancer: which peers' X-Forwarded-For gives the client IP (limits, loopback).
     trustProxy: config.TRUST_PROXY,
     // Malformed HTTP and undecodable URLs get the API's error shape too (and no echo of the URL).
