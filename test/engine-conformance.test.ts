@@ -346,7 +346,6 @@ describe.each(kinds)('$name engine', (kind) => {
     it('for a cursor older than what history keeps (trimmed)', async () => {
       await setUp({ maxLen: 200, maxAgeS: 0 });
       const first = await publish('trimmed', { seq: -1 }, 'n');
-      // MAXLEN ~ trims whole stream nodes (100 entries) in Redis: publish well past that.
       for (let i = 0; i < 500; i++) await publish('trimmed', { seq: -1 }, 'n');
       await expectResetThenExactlyLater('trimmed', first, 'history-trimmed');
     });
@@ -370,7 +369,6 @@ describe.each(kinds)('$name engine', (kind) => {
   it('sends reset history-trimmed when the cursor is older than what history keeps', async () => {
     await setUp({ maxLen: 5, maxAgeS: 0 });
     const first = await publish('trim', { i: 0 });
-    // MAXLEN ~ trims whole stream nodes (100 entries) in Redis: publish well past that.
     for (let i = 1; i < 400; i++) await publish('trim', { i });
     const sink = await subscribe(['trim'], first);
     await sink.waitForEvents(1);
@@ -385,6 +383,40 @@ describe.each(kinds)('$name engine', (kind) => {
     await again.waitForEvents(1);
     expect(again.resets()).toEqual([]);
     expect(again.data()).toEqual([{ i: 400 }]);
+  });
+
+  it('keeps exactly HISTORY_MAX_LEN events: a cursor just inside resumes, one just outside resets', async () => {
+    await setUp({ maxLen: 5, maxAgeS: 0 });
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push(await publish('bound', { i }));
+    // Kept: events 2 to 6. After event 1, all of them; after event 0, event 1 is gone.
+    const inside = await subscribe(['bound'], ids[1]);
+    await inside.waitForEvents(5);
+    await sleep(50);
+    expect(inside.resets()).toEqual([]);
+    expect(inside.data()).toEqual([2, 3, 4, 5, 6].map((i) => ({ i })));
+    const outside = await subscribe(['bound'], ids[0]);
+    await outside.waitForEvents(1);
+    await sleep(50);
+    expect(outside.resets()).toEqual([{ topics: ['bound'], reason: 'history-trimmed' }]);
+    expect(outside.events).toHaveLength(1);
+  });
+
+  it('keeps no event older than HISTORY_MAX_AGE_S, even on a topic nobody publishes to since', async () => {
+    await setUp({ maxLen: 1000, maxAgeS: 1 });
+    const first = await publish('aging', { i: 0 });
+    const second = await publish('aging', { i: 1 });
+    await sleep(1200);
+    // Both aged out: resuming after the first resets; after the second, nothing is owed.
+    const late = await subscribe(['aging'], first);
+    await late.waitForEvents(1);
+    expect(late.resets()).toEqual([{ topics: ['aging'], reason: 'history-trimmed' }]);
+    const current = await subscribe(['aging'], second);
+    await publish('aging', { i: 2 });
+    await current.waitForEvents(1);
+    await sleep(50);
+    expect(current.resets()).toEqual([]);
+    expect(current.data()).toEqual([{ i: 2 }]);
   });
 
   it('sends reset cursor-unknown for a position ahead of the stream or another format', async () => {

@@ -108,6 +108,8 @@ interface Scripts {
     after: string,
     count: number,
     metaTtlS: number,
+    maxLen: number,
+    maxAgeMs: number,
   ): Promise<[string, string, Entry[]]>;
 }
 
@@ -180,7 +182,7 @@ export class RedisClusterEngine implements Engine {
     });
     this.client.defineCommand('sseRead', {
       numberOfKeys: 2,
-      lua: readFileSync(join(LUA_DIR, 'read-2.lua'), 'utf8'),
+      lua: readFileSync(join(LUA_DIR, 'read-3.lua'), 'utf8'),
     });
     this.scripts = this.client as unknown as Scripts;
     this.probeOptions = options.probe ?? { intervalMs: 1000, timeoutMs: 3000 };
@@ -253,6 +255,8 @@ export class RedisClusterEngine implements Engine {
       after ?? '',
       limit,
       Math.max(this.retention.maxAgeS, 3600),
+      this.retention.maxLen,
+      this.retention.maxAgeS * 1000,
     );
     const entries: StoredEvent[] = raw.map(([id, fields]) => toStored(topic, epoch, id, fields));
     return { epoch, lastId, entries };

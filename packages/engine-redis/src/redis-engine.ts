@@ -73,6 +73,8 @@ interface Scripts {
     after: string,
     count: number,
     metaTtlS: number,
+    maxLen: number,
+    maxAgeMs: number,
   ): Promise<[string, string, Entry[]]>;
 }
 
@@ -118,7 +120,7 @@ export class RedisEngine implements Engine {
     this.retention = options.retention ?? DEFAULT_RETENTION;
     for (const [name, file] of [
       ['ssePublish', 'publish-3.lua'],
-      ['sseRead', 'read-2.lua'],
+      ['sseRead', 'read-3.lua'],
     ] as const) {
       this.client.defineCommand(name, {
         numberOfKeys: 2,
@@ -192,6 +194,8 @@ export class RedisEngine implements Engine {
       after ?? '',
       limit,
       Math.max(this.retention.maxAgeS, 3600),
+      this.retention.maxLen,
+      this.retention.maxAgeS * 1000,
     );
     const entries: StoredEvent[] = raw.map(([id, fields]) => toStored(topic, epoch, id, fields));
     return { epoch, lastId, entries };

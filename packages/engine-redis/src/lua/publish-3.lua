@@ -8,7 +8,7 @@
   ARGV[2]  live channel              sse:{<topic>}:live
   ARGV[3]  event type
   ARGV[4]  data (JSON text)
-  ARGV[5]  history length bound (approximate, MAXLEN ~)
+  ARGV[5]  history length bound (exact: MAXLEN without ~)
   ARGV[6]  history age bound in ms (0: none)
   ARGV[7]  private fields (JSON text, see protocol's private-fields.ts), '' for none
   ARGV[8]  trace context of the publish (W3C traceparent), '' for none
@@ -37,7 +37,7 @@ local id
 local eventLine = ARGV[3]
 local epochLine = epoch
 if ARGV[7] == '' and ARGV[8] == '' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '*',
     'e', ARGV[3], 'd', ARGV[4], 'p', prev)
 else
   local fields = {'e', ARGV[3], 'd', ARGV[4], 'p', prev}
@@ -51,19 +51,20 @@ else
     fields[#fields + 1] = ARGV[8]
     epochLine = epoch .. ' ' .. ARGV[8]
   end
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[2], 'last', id)
 -- Trim by age at most once a second per topic: on the first event of each second, from the
--- new id's time (Redis's clock, never before the previous id's). MINID ~ trims whole stream
--- nodes anyway, so a second more of slack changes nothing a reader can rely on.
+-- new id's time (Redis's clock, never before the previous id's). Exactly (MINID without ~):
+-- what a second's trim removes is what aged out since the last one. Readers trim too (read-3.lua),
+-- so a topic nobody publishes to still keeps nothing older than the bound.
 local maxAge = tonumber(ARGV[6])
 if maxAge > 0 then
   local ms = tonumber(string.match(id, '^%d+'))
   if math.floor(ms / 1000) ~= math.floor(tonumber(string.match(prev, '^%d+')) / 1000) then
     local minMs = ms - maxAge
     if minMs > 0 then
-      redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d-0', minMs))
+      redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', minMs))
     end
   end
 end
