@@ -419,13 +419,13 @@ describe('two gateways on one Redis', () => {
         '/publish',
         { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' },
         400,
-        'BODY_INVALID',
+        'UNSUPPORTED_MEDIA_TYPE',
       ],
       [
         'publish: xml body',
         '/publish',
         { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<a/>' },
-        415,
+        400,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
     ];
@@ -434,6 +434,11 @@ describe('two gateways on one Redis', () => {
       const body = (await res.json()) as { error?: { code: string; message: string } };
       expect({ name, status: res.status, code: body.error?.code }).toEqual({ name, status, code });
       expect(typeof body.error?.message).toBe('string');
+      if (code === 'UNSUPPORTED_MEDIA_TYPE') {
+        // It names the type that was sent.
+        const sent = String((init?.headers as Record<string, string>)['content-type']);
+        expect(body.error?.message).toContain(JSON.stringify(sent));
+      }
       const health = await fetch(`${b.url}/healthz`);
       expect(health.status).toBe(200);
     }

@@ -430,7 +430,7 @@ describe('uploads through two gateways and an upload worker on one Redis', () =>
     zipForm.append('fileId', 'zip-1');
     zipForm.append('file', new Blob([gz], { type: 'application/zip' }), 'data.zip');
     const refused = await fetch(`${a.url}/api/upload`, { method: 'POST', body: zipForm });
-    expect(refused.status).toBe(415);
+    expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
       'FILE_TYPE_UNSUPPORTED',
     );

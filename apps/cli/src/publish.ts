@@ -365,11 +365,7 @@ function failure(err: unknown): Outcome & { ok: false } {
     return { ok: false, exit: EXIT.usage, message, stop: false };
   }
   // Refused for this event only: later events may well be accepted.
-  const aboutThisEvent =
-    err.status === 400 ||
-    err.status === 413 ||
-    err.status === 415 ||
-    err.code === 'TOPIC_FORBIDDEN';
+  const aboutThisEvent = err.status === 400 || err.status === 413 || err.code === 'TOPIC_FORBIDDEN';
   return { ok: false, exit: EXIT.failed, message, stop: !aboutThisEvent };
 }
 

@@ -72,7 +72,7 @@ export async function publishToHub(
   options: PublishOptions = {},
 ): Promise<string> {
   const checked = check(topic, event, data, options.private);
-  if (!hub.isReady()) throw new NotReady('the engine link is down');
+  if (!hub.isReady()) throw notReady(hub);
   return store(hub, checked, timeoutMs);
 }
 
@@ -109,7 +109,7 @@ export async function publishBatchToHub(
       return refusal(err);
     }
   });
-  if (!hub.isReady()) throw new NotReady('the engine link is down');
+  if (!hub.isReady()) throw notReady(hub);
   // Every store starts in this tick, in order: the engine sends them in one go.
   const stored = checked.map((c): Promise<BatchResult> =>
     'error' in c ? Promise.resolve(c) : store(hub, c, timeoutMs).then((id) => ({ id }), refusal),
@@ -133,4 +133,9 @@ function refusal(err: unknown): ErrorBody {
     return errorBody(code, String(message));
   }
   throw err;
+}
+
+/** Why `hub` cannot store now, for the 503's message. */
+function notReady(hub: Hub): Error {
+  return new NotReady(hub.isDraining ? 'draining' : 'the engine link is down');
 }

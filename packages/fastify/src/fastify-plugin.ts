@@ -215,7 +215,7 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
 
   if (options.errorHandler !== false) {
     fastify.setErrorHandler((error: FastifyError, request, reply) => {
-      const mapped = mapError(error, options.maxBodyBytes ?? 1024 * 1024);
+      const mapped = mapError(error, options.maxBodyBytes ?? 1024 * 1024, request);
       if (mapped.statusCode >= 500 && mapped.code !== 'NOT_READY') {
         request.log.error({ err: error }, 'request failed');
       }
@@ -284,6 +284,10 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
       publishPrincipals.set(request, await guard.admitPublish(authRequestOf(request)));
     };
     fastify.post('/publish', { onRequest: admitPublish }, async (request: FastifyRequest) => {
+      // Fastify also parses text/plain (and a host app may add form parsers): JSON only here.
+      if (!JSON_TYPE.test(request.headers['content-type'] ?? '')) {
+        throw unsupportedMediaType(request);
+      }
       const body = request.body;
       const principal = publishPrincipals.get(request);
       if (Array.isArray(body)) {
@@ -363,6 +367,15 @@ function hostRedis(fastify: FastifyInstance): RedisClient | undefined {
   return candidate as RedisClient;
 }
 
+/** `application/json`, with or without parameters (`; charset=utf-8`). */
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+/** UNSUPPORTED_MEDIA_TYPE naming the media type the request sent (without its parameters). */
+function unsupportedMediaType(request: FastifyRequest) {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+  return new UnsupportedMediaType(type === '' ? '(none)' : JSON.stringify(type.slice(0, 100)));
+}
+
 interface MappedError {
   statusCode: number;
   code: string;
@@ -371,15 +384,15 @@ interface MappedError {
 }
 
 /** Turns any error into the API's error shape: our codes as they are, Fastify's mapped. */
-function mapError(error: FastifyError, maxBodyBytes: number): MappedError {
+function mapError(error: FastifyError, maxBodyBytes: number, request: FastifyRequest): MappedError {
   const status = error.statusCode ?? 500;
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const err = new BodyTooLarge(maxBodyBytes);
     return { statusCode: 413, code: err.code, message: err.message };
   }
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    const err = new UnsupportedMediaType(JSON.stringify(String(error.message).split(': ').pop()));
-    return { statusCode: 415, code: err.code, message: err.message };
+    const err = unsupportedMediaType(request);
+    return { statusCode: 400, code: err.code, message: err.message };
   }
   if (error.code === 'NOT_READY') {
     return { statusCode: 503, code: error.code, message: error.message, retryAfter: '1' };

@@ -108,7 +108,7 @@ export const BatchTooLarge = createError(
 export const UnsupportedMediaType = createError(
   'UNSUPPORTED_MEDIA_TYPE',
   'content type %s is not accepted here; send application/json',
-  415,
+  400,
 );
 export const UploadInvalid = createError(
   'UPLOAD_INVALID',
@@ -123,7 +123,7 @@ export const FileTooLarge = createError(
 export const FileTypeUnsupported = createError(
   'FILE_TYPE_UNSUPPORTED',
   'files of type %s are not accepted; accepted: %s (UPLOAD_TYPES)',
-  415,
+  400,
 );
 export const NotReady = createError(
   'NOT_READY',
