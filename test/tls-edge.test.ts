@@ -200,7 +200,7 @@ describe('the balancer with TLS: HTTP/2 to browsers, HTTP/1.1 to the gateways', 
     );
     for (const s of streams) {
       expect(s.headers?.[':status']).toBe(200);
-      expect(s.headers?.['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(s.headers?.['content-type']).toBe('text/event-stream');
       expect(s.headers?.['cache-control']).toBe('no-cache, no-transform');
       expect(s.headers?.['content-encoding']).toBeUndefined();
       // No HSTS unless configured (HSTS_MAX_AGE).

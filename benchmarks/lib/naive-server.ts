@@ -36,7 +36,7 @@ app.get('/events', (request, reply) => {
     () => {
       if (res.destroyed) return;
       res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
+        'content-type': 'text/event-stream',
         'cache-control': 'no-cache, no-transform',
         'x-accel-buffering': 'no',
       });

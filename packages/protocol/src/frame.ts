@@ -27,7 +27,8 @@ export const HEARTBEAT = Buffer.from(':\n\n');
 
 /** Response headers of every event stream (see API.md, "Subscribing"). */
 export const STREAM_HEADERS: Readonly<Record<string, string>> = {
-  'content-type': 'text/event-stream; charset=utf-8',
+  // Exactly as API.md writes it: an event stream is UTF-8 by definition, a charset adds nothing.
+  'content-type': 'text/event-stream',
   'cache-control': 'no-cache, no-transform',
   'x-accel-buffering': 'no',
 };
