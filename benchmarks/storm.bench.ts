@@ -23,6 +23,7 @@ import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
 import { drain } from './lib/delivery';
 import { nchanMissing, startBalancer, type NginxProcess } from './lib/nginx';
+import { coreCpuSeconds, processesCpuSeconds } from './lib/procs';
 import { header, int, log, ms, table } from './lib/report';
 import {
   CLIENT_CORE,
@@ -52,6 +53,13 @@ export interface StormRow {
   /** Publish → receive latency of the whole run (µs), storm included. */
   p99: number;
   max: number;
+  /**
+   * CPU seconds from the kill until the last client resumed: the surviving servers' processes,
+   * and the load side's core (clients, balancer, Redis; NaN unpinned). Which of the two was busy
+   * the whole storm says what bounded it.
+   */
+  survivorsCpuS: number;
+  loadCoreCpuS: number;
 }
 
 const BATCH = 500;
@@ -131,10 +139,15 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
     publisher.start();
     let killAt = 0;
     let settled = false;
+    const survivorsCpu = () => processesCpuSeconds(servers.slice(1).flatMap((s) => s.pids()));
+    const loadCoreCpu = () => (ctx.pinned ? coreCpuSeconds(CLIENT_CORE) : NaN);
+    let cpuAtKill = { survivors: NaN, loadCore: NaN };
+    let cpuAtEnd = { survivors: NaN, loadCore: NaN };
     try {
       await sleep(3000);
       log(`storm ${kind}: killing the server holding ${onKilled} subscribers`);
       killAt = now();
+      cpuAtKill = { survivors: survivorsCpu(), loadCore: loadCoreCpu() };
       await victim.kill();
       // Until every client is back (open again), or the timeout.
       await sleep(200);
@@ -143,6 +156,7 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
         const progress = pool.progress();
         if (progress.down === 0 && progress.open >= total) {
           settled = true;
+          cpuAtEnd = { survivors: survivorsCpu(), loadCore: loadCoreCpu() };
           break;
         }
         await sleep(50);
@@ -193,6 +207,8 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
       publishErrors: publisher.failed,
       p99: percentileUs(report.histogram, 99),
       max: report.histogram.totalCount > 0 ? report.histogram.maxValue : NaN,
+      survivorsCpuS: cpuAtEnd.survivors - cpuAtKill.survivors,
+      loadCoreCpuS: cpuAtEnd.loadCore - cpuAtKill.loadCore,
     };
     report.histogram.destroy();
     if (row.lost > 0 || row.duplicated > 0 || row.publishErrors > 0) {
@@ -254,6 +270,8 @@ export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {
         'dup',
         'p99 ms',
         'max ms',
+        'survivors CPU-s',
+        'load core CPU-s',
       ],
       rows.map((r) => [
         r.server,
@@ -269,6 +287,8 @@ export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {
         int(r.duplicated),
         ms(r.p99),
         ms(r.max),
+        Number.isFinite(r.survivorsCpuS) ? r.survivorsCpuS.toFixed(2) : '-',
+        Number.isFinite(r.loadCoreCpuS) ? r.loadCoreCpuS.toFixed(2) : '-',
       ]),
     ),
   ];
@@ -294,6 +314,9 @@ export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {
     `RETRY_MS=${p.stormRetryMs}; Nchan sends none, so the clients wait as long, as EventSource's default does):`,
     'that delay is part of every figure.',
     'lost/dup: exact, per subscriber, over the whole run; resumed = open again through the balancer.',
+    '"survivors CPU-s": CPU seconds of the surviving servers from the kill until the last client resumed;',
+    '"load core CPU-s": core 1 busy over the same time (clients, balancer, Redis; pinned runs only). The one',
+    'near (all resumed - retry delay) seconds was busy the whole storm, and bounded it.',
   );
   return out.join('\n');
 }

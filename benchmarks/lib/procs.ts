@@ -115,6 +115,23 @@ export function machineCpuSeconds(): number {
   }
 }
 
+/** CPU seconds core `core` spent busy (user, nice, system, irq, softirq), from /proc/stat. */
+export function coreCpuSeconds(core: number): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`cpu${core} `));
+    if (!line) return NaN;
+    const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1, 8).map(Number);
+    return (
+      ((user ?? NaN) + (nice ?? NaN) + (system ?? NaN) + (irq ?? NaN) + (softirq ?? NaN)) /
+      CLOCK_TICKS
+    );
+  } catch {
+    return NaN;
+  }
+}
+
 function ownCpuSeconds(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1e6;
