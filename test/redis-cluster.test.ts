@@ -624,6 +624,31 @@ describe('everything else that touches Redis, on the cluster', () => {
     expect(out).toMatch(/Redis Cluster 127\.0\.0\.1:\d+/);
   });
 
+  it('lets a process exit on its own once its cluster client is quit, even while connecting', async () => {
+    // ioredis 6.0.0 re-arms its slots refresh timer from a quit() during the connection's ready
+    // check, and that timer then kept the process alive for ever (stopSlotsRefreshOnEnd).
+    const script = `
+      const { connectRedis } = require('@streamcast/engine-redis');
+      const nodes = ${JSON.stringify(cluster.startupNodes)};
+      const delays = [10, 14, 18, 22, 26, 30, 40, 60];
+      for (const delay of delays) {
+        const client = connectRedis({ nodes, nodeOptions: {} });
+        client.on('error', () => {});
+        setTimeout(() => client.quit().catch(() => {}), delay);
+      }`;
+    const child = spawn(process.execPath, [...SOURCE_EXEC_ARGV, '-e', script], {
+      cwd: join(__dirname, '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const outcome = await Promise.race([exited, sleep(8000).then(() => 'still running')]);
+    if (outcome === 'still running') child.kill('SIGKILL');
+    expect(outcome === 0 ? 'exit 0' : `${String(outcome)}: ${out}`).toBe('exit 0');
+  });
+
   it('reserves upload ids on the cluster: one holder at a time, released only by it', async () => {
     const client = new Cluster(cluster.startupNodes, redisClusterOptions());
     try {

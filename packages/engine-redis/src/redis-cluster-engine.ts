@@ -113,6 +113,34 @@ interface Scripts {
   ): Promise<[string, string, Entry[]]>;
 }
 
+/** What of ioredis's Cluster internals stopSlotsRefreshOnEnd reaches (ioredis 6.0.0). */
+interface SlotsRefresh {
+  clearNodesRefreshInterval?: () => void;
+  _refreshSlotsCacheCallbacks?: unknown[];
+}
+
+const guarded = new WeakSet<Cluster>();
+
+/**
+ * Makes sure an ended Cluster client lets its process exit. ioredis 6.0.0 refreshes the slot
+ * map every `slotsRefreshInterval` with a timer that each refresh re-arms from its callback,
+ * whatever the client's status; a client quit while it was still connecting (its ready check
+ * then arms the timer after quit() cleared it) ends with the timer running for ever, and the
+ * process never exits on its own (reproduced: quit() 14–30 ms after creating a client of a
+ * three-node cluster, 11 times in 12). When the client ends, the timer is cleared and a refresh
+ * still in flight gets no next round. Returns `cluster`.
+ */
+export function stopSlotsRefreshOnEnd(cluster: Cluster): Cluster {
+  if (guarded.has(cluster)) return cluster;
+  guarded.add(cluster);
+  cluster.on('end', () => {
+    const internals = cluster as unknown as SlotsRefresh;
+    internals._refreshSlotsCacheCallbacks = [];
+    internals.clearNodesRefreshInterval?.();
+  });
+  return cluster;
+}
+
 /** What ioredis keeps about its sharded subscribers (not public API: see docs/reliability.md, "Redis Cluster"). */
 interface SubscriberGroup {
   getResponsibleSubscriber(slot: number): { getInstance(): Redis | null } | undefined;
@@ -173,7 +201,7 @@ export class RedisClusterEngine implements Engine {
   private readonly onTopology = () => this.scheduleReconcile();
 
   constructor(options: RedisClusterEngineOptions) {
-    this.client = options.client;
+    this.client = stopSlotsRefreshOnEnd(options.client);
     this.prefix = options.keyPrefix ?? 'sse';
     this.retention = options.retention ?? DEFAULT_RETENTION;
     this.client.defineCommand('sseClusterPublish', {

@@ -1,5 +1,5 @@
 import Redis, { Cluster, type RedisOptions } from 'ioredis';
-import { redisClusterOptions } from './redis-cluster-engine';
+import { redisClusterOptions, stopSlotsRefreshOnEnd } from './redis-cluster-engine';
 import { redisClientOptions } from './redis-engine';
 
 /**
@@ -101,7 +101,7 @@ export function connectRedis(
         commandTimeout: undefined,
       };
     }
-    return new Cluster(connection.nodes, clusterOptions);
+    return stopSlotsRefreshOnEnd(new Cluster(connection.nodes, clusterOptions));
   }
   if (waitForRedis)
     return new Redis({ ...connection, ...named, lazyConnect, maxRetriesPerRequest: null });
