@@ -103,24 +103,20 @@ export class CpuMeter {
 
 /** CPU seconds the whole machine spent busy (user, nice, system, irq, softirq). */
 export function machineCpuSeconds(): number {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-    const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1, 8).map(Number);
-    return (
-      ((user ?? NaN) + (nice ?? NaN) + (system ?? NaN) + (irq ?? NaN) + (softirq ?? NaN)) /
-      CLOCK_TICKS
-    );
-  } catch {
-    return NaN;
-  }
+  return busySeconds('cpu');
 }
 
-/** CPU seconds core `core` spent busy (user, nice, system, irq, softirq), from /proc/stat. */
+/** CPU seconds core `core` spent busy, as machineCpuSeconds counts them. */
 export function coreCpuSeconds(core: number): number {
+  return busySeconds(`cpu${core}`);
+}
+
+/** The busy seconds of the /proc/stat line named `name` (`cpu`: all cores), NaN if none. */
+function busySeconds(name: string): number {
   try {
     const line = readFileSync('/proc/stat', 'utf8')
       .split('\n')
-      .find((l) => l.startsWith(`cpu${core} `));
+      .find((l) => l.startsWith(`${name} `));
     if (!line) return NaN;
     const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1, 8).map(Number);
     return (
