@@ -282,12 +282,13 @@ async function streamcastPlugin(fastify: FastifyInstance, options: StreamcastOpt
     // Authenticated (and rate limited) before the body is read.
     const admitPublish = async (request: FastifyRequest) => {
       publishPrincipals.set(request, await guard.admitPublish(authRequestOf(request)));
-    };
-    fastify.post('/publish', { onRequest: admitPublish }, async (request: FastifyRequest) => {
-      // Fastify also parses text/plain (and a host app may add form parsers): JSON only here.
+      // Fastify also parses text/plain (and a host app may add form parsers): JSON only here,
+      // refused before a byte of the body is read.
       if (!JSON_TYPE.test(request.headers['content-type'] ?? '')) {
         throw unsupportedMediaType(request);
       }
+    };
+    fastify.post('/publish', { onRequest: admitPublish }, async (request: FastifyRequest) => {
       const body = request.body;
       const principal = publishPrincipals.get(request);
       if (Array.isArray(body)) {
