@@ -82,7 +82,7 @@ export function gatewayNodeVersion(): string {
   return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() || '?';
 }
 
-export type ServerKind = 'streamcast' | 'naive' | 'nchan';
+export type ServerKind = 'streamcast' | 'naive' | 'floor' | 'nchan';
 
 /** A server under test, running as its own process(es) pinned to core 0. */
 export interface ServerUnderTest {
@@ -96,7 +96,10 @@ export interface ServerUnderTest {
   pinned: boolean;
   /** Subscription path of a topic. */
   path(topic: string): string;
-  /** How events reach it: POST /publish, Redis PUBLISH (naive), POST /pub/<topic> (Nchan). */
+  /**
+   * How events reach it: POST /publish (streamcast, the floor), Redis PUBLISH (naive), POST
+   * /pub/<topic> (Nchan).
+   */
   target(topics: readonly string[], concurrency: number): PublishTarget;
   /** Milliseconds from its start to ready (the gateway: first healthy /healthz). */
   startupMs?: number;
@@ -141,6 +144,7 @@ export async function startServer(
 ): Promise<ServerUnderTest> {
   if (kind === 'streamcast') return startStreamcast(redisUrl, options);
   if (kind === 'naive') return startNaive(redisUrl, `bench-naive-${randomUUID().slice(0, 8)}`);
+  if (kind === 'floor') return startFloor();
   return startNchan(redisUrl, options.core === null ? undefined : (options.core ?? SERVER_CORE));
 }
 
@@ -238,26 +242,58 @@ async function tracingEnv(): Promise<Record<string, string>> {
 }
 
 /** The naive server (naive-server.ts) on the benchmark's Redis, pinned to SERVER_CORE. */
-export async function startNaive(redisUrl: string, prefix: string): Promise<ServerUnderTest> {
+export function startNaive(redisUrl: string, prefix: string): Promise<ServerUnderTest> {
+  return startForked(
+    'naive',
+    join(__dirname, 'naive-server.ts'),
+    { execArgv: [...SOURCE_EXEC_ARGV], env: { REDIS_URL: redisUrl, NAIVE_PREFIX: prefix } },
+    () => (topics) =>
+      redisTarget(
+        redisUrl,
+        topics.map((t) => `${prefix}:${t}`),
+      ),
+  );
+}
+
+/**
+ * The floor (floor-server.js): plain node:http with its history in memory, on the gateway's
+ * Node (BENCH_GATEWAY_NODE), pinned to SERVER_CORE.
+ */
+function startFloor(): Promise<ServerUnderTest> {
+  const node = gatewayNode();
+  return startForked(
+    'floor',
+    join(__dirname, 'floor-server.js'),
+    { execArgv: [], env: {}, ...(node ? { execPath: node } : {}) },
+    (url) => (topics, concurrency) => httpTarget(url, topics, concurrency),
+  );
+}
+
+/**
+ * A server of this directory forked as its own process (it tells its parent, over IPC, once it
+ * listens on PORT), pinned to SERVER_CORE; `target` says how events reach it, given its URL.
+ */
+async function startForked(
+  name: 'naive' | 'floor',
+  script: string,
+  options: { execArgv: string[]; env: Record<string, string>; execPath?: string },
+  target: (url: string) => ServerUnderTest['target'],
+): Promise<ServerUnderTest> {
   const port = await freePort();
-  const child = fork(join(__dirname, 'naive-server.ts'), [], {
+  const child = fork(script, [], {
     cwd: REPO_ROOT,
-    execArgv: [...SOURCE_EXEC_ARGV],
-    env: {
-      PATH: process.env.PATH ?? '',
-      REDIS_URL: redisUrl,
-      NAIVE_PREFIX: prefix,
-      PORT: String(port),
-    },
+    execArgv: options.execArgv,
+    ...(options.execPath ? { execPath: options.execPath } : {}),
+    env: { PATH: process.env.PATH ?? '', ...options.env, PORT: String(port) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pid = child.pid as number;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = onCleanup(
-    `naive server ${pid}`,
+    `${name} server ${pid}`,
     async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await withDeadline(exited, 5000, 'for the naive server to exit').catch(() =>
+      await withDeadline(exited, 5000, `for the ${name} server to exit`).catch(() =>
         killQuietly(pid),
       );
     },
@@ -268,26 +304,23 @@ export async function startNaive(redisUrl: string, prefix: string): Promise<Serv
       new Promise<void>((resolve, reject) => {
         child.once('message', () => resolve());
         child.once('exit', (code) =>
-          reject(new Error(`naive server exited with ${code} before listening`)),
+          reject(new Error(`${name} server exited with ${code} before listening`)),
         );
       }),
       30_000,
-      'for the naive server to listen',
+      `for the ${name} server to listen`,
     );
     const pinned = pin(pid, SERVER_CORE);
+    const url = `http://127.0.0.1:${port}`;
     return {
-      name: 'naive',
-      url: `http://127.0.0.1:${port}`,
+      name,
+      url,
       port,
       pid,
       pids: () => [pid],
       pinned,
       path: (topic) => `/events?topic=${encodeURIComponent(topic)}`,
-      target: (topics) =>
-        redisTarget(
-          redisUrl,
-          topics.map((t) => `${prefix}:${t}`),
-        ),
+      target: target(url),
       output: () => '',
       stop,
       kill: async () => {
