@@ -67,6 +67,12 @@ export class Channel {
   private recent: StoredEvent[] = [];
   private recentBytes = 0;
 
+  /**
+   * The frames of recent events as single-topic streams get them (soloFrame), built when a
+   * stream first catches up through them, and gone with the events.
+   */
+  private readonly soloFrames = new WeakMap<StoredEvent, Buffer>();
+
   /** The topic's name in cursors (topicFingerprint). */
   readonly fingerprint: string;
   /** How a single-topic stream's event frame starts: `id: 2~<fingerprint>`, then the suffix. */
@@ -387,6 +393,21 @@ export class Channel {
     if (from === entries.length) return;
     this.recent = entries.slice(from).concat(this.recent);
     this.recentBytes = bytes;
+  }
+
+  /**
+   * The frame of `event` (without private fields) for a single-topic stream: the bytes
+   * dispatch() writes to each of them. Built once per event for the streams that catch up
+   * through it (a storm resumes hundreds per topic), not once per stream.
+   */
+  soloFrame(event: StoredEvent): Buffer {
+    let frame = this.soloFrames.get(event);
+    if (frame === undefined) {
+      const body = encodeEventBody(event.event, event.data);
+      frame = Buffer.from(`${this.soloId}${positionSuffix(event)}\n${body}`);
+      this.soloFrames.set(event, frame);
+    }
+    return frame;
   }
 
   /** After a reset: what was delivered before is no history of the new position. */

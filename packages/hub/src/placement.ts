@@ -3,6 +3,7 @@ import {
   RESET_EVENT,
   compareIds,
   encodeEventBody,
+  positionSuffix,
   type CursorPlace,
   type StreamId,
   type TopicPosition,
@@ -118,22 +119,34 @@ export function writeResets(conn: Connection, plans: Plan[]): boolean {
 
 /**
  * Writes history entries that chain on from the member's position, pausing while the client
- * drains; false if the chain broke (or the connection closed).
+ * drains; false if the chain broke (or the connection closed). A single-topic stream gets the
+ * frames its channel keeps for such streams (Channel.soloFrame); a multi-topic one, each entry
+ * under its own cursor.
  */
 export async function writeEntries(member: Member, entries: StoredEvent[]): Promise<boolean> {
   const conn = member.conn;
+  const channel = member.channel;
+  const solo = conn.members.length === 1;
   const half = conn.hub.options.maxQueueBytes / 2;
   // One write for the lot (a resume storm is thousands of these), split only to pause.
-  let out = '';
+  let text = '';
+  const frames: Buffer[] = [];
+  let bytes = 0;
   let from = 0;
   const flush = (to: number): void => {
-    if (out !== '') conn.write(out);
-    out = '';
+    if (frames.length > 0)
+      conn.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes));
+    else if (text !== '') conn.write(text);
+    text = '';
+    frames.length = 0;
+    bytes = 0;
+    // Solo entries moved the position without its cursor suffix (the frames carry it).
+    if (solo) member.setPosition(member.epoch, member.lastId);
     for (; from < to; from++) conn.hub.delivered((entries[from] as StoredEvent).id, 1, true);
   };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as StoredEvent;
-    if (out.length + conn.sink.bufferedBytes > half) {
+    if (bytes + text.length + conn.sink.bufferedBytes > half) {
       flush(i);
       if (conn.sink.bufferedBytes > half) await conn.sink.drained();
     }
@@ -141,8 +154,19 @@ export async function writeEntries(member: Member, entries: StoredEvent[]): Prom
       flush(i);
       return false;
     }
-    member.setPosition(e.epoch, e.id);
-    out += `id: ${conn.cursor()}\n${conn.bodyOf(e)}`;
+    if (solo) {
+      member.epoch = e.epoch;
+      member.lastId = e.id;
+      const frame =
+        e.private === undefined
+          ? channel.soloFrame(e)
+          : Buffer.from(`${channel.soloId}${positionSuffix(e)}\n${conn.bodyOf(e)}`);
+      frames.push(frame);
+      bytes += frame.length;
+    } else {
+      member.setPosition(e.epoch, e.id);
+      text += `id: ${conn.cursor()}\n${conn.bodyOf(e)}`;
+    }
   }
   flush(entries.length);
   return true;

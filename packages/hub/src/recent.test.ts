@@ -65,6 +65,37 @@ describe('placing streams from the channel', () => {
     expect(far.data()).toHaveLength(291);
   });
 
+  it('gives single-topic streams resumed from memory the frames live streams got, byte for byte', async () => {
+    const holder = new MemorySink();
+    await hub.subscribe(holder, ['t']);
+    const before = holder.raw.length;
+    const ids = await publishMany('t', 20);
+    await holder.waitForEvents(20);
+    const live = holder.raw.slice(before);
+    reads = 0;
+
+    // Several streams resuming after the same event (one frame per event serves them all), and
+    // one after another: each gets the live bytes from there on, and continues from them.
+    const tail = live.slice(live.indexOf(`id: ${ids[5] as string}\n`));
+    const resumed = [new MemorySink(), new MemorySink()];
+    for (const sink of resumed) await hub.subscribe(sink, ['t'], parseCursor(ids[4] as string));
+    const later = new MemorySink();
+    await hub.subscribe(later, ['t'], parseCursor(ids[14] as string));
+    expect(reads).toBe(0);
+    for (const sink of resumed) expect(sink.raw.endsWith(tail)).toBe(true);
+    expect(later.raw.endsWith(live.slice(live.indexOf(`id: ${ids[15] as string}\n`)))).toBe(true);
+
+    const counts = [...resumed, later].map((sink) => sink.events.length);
+    await publishMany('t', 1, 20);
+    for (const [k, sink] of [...resumed, later].entries()) {
+      await sink.waitForEvents((counts[k] as number) + 1);
+    }
+    const last = holder.events[holder.events.length - 1];
+    for (const sink of [...resumed, later]) {
+      expect(sink.events[sink.events.length - 1]).toEqual(last);
+    }
+  });
+
   it('learns from history that ends where its memory begins', async () => {
     const ids = await publishMany('u', 50);
     // The channel starts after those events: it holds none of them.
