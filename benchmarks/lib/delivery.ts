@@ -356,6 +356,32 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
   return out;
 }
 
+/**
+ * Each server's CPU per delivery over the floor's (plain node:http, no Redis: what Node itself
+ * charges) on the same load: how far above Node's own cost streamcast is, and where Nchan is.
+ */
+export function floorLines(rows: DeliveryRow[], scenario: string): string[] {
+  const out: string[] = [];
+  for (const floor of rows.filter((r) => r.server === 'floor')) {
+    const others = rows.filter((r) => r.server !== 'floor' && r.load === floor.load);
+    if (others.length === 0) continue;
+    const floorCost = floor.serverCpu / floor.deliveriesPerSec;
+    const cost = (r: DeliveryRow, withRedis: boolean) =>
+      (r.serverCpu + (withRedis ? r.redisCpu : 0)) / r.deliveriesPerSec / floorCost;
+    out.push(
+      `${scenario} ${floor.load}: server CPU per delivery over the floor's (node:http alone): ` +
+        others
+          .map(
+            (r) =>
+              `${r.server} ${cost(r, false).toFixed(2)}x` +
+              (Number.isFinite(r.redisCpu) ? ` (${cost(r, true).toFixed(2)}x with its Redis)` : ''),
+          )
+          .join(', '),
+    );
+  }
+  return out;
+}
+
 /** The fixed-rate rows' p99 second by second: is the tail a warm-up or steady? */
 export function timelineLines(rows: DeliveryRow[]): string[] {
   const timed = rows.filter((r) => r.p99BySecond && r.p99BySecond.length > 1);

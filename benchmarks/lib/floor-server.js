@@ -57,7 +57,8 @@ function subscribe(req, res, name) {
   const last = req.headers['last-event-id'];
   const after = last === undefined ? Infinity : Number(last);
   const owed = topic.events.filter((e) => e.id > after).map((e) => e.frame);
-  res.write(Buffer.concat([Buffer.from('retry: 3000\n\n'), ...owed]));
+  // The load tester's clients take the first frame after retry: as "the stream is live".
+  res.write(Buffer.concat([Buffer.from('retry: 3000\n\n: live\n\n'), ...owed]));
   topic.streams.add(res);
   res.once('close', () => topic.streams.delete(res));
 }
