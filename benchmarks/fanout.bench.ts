@@ -15,6 +15,7 @@ import {
   deliveryOk,
   foreignWarning,
   measureDelivery,
+  nodeHttpLines,
   ratioLines,
   timelineLines,
   type DeliveryRow,
@@ -106,6 +107,7 @@ export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
   const only = ctx.params.only;
   const kinds: ServerKind[] = [];
   if (only.has('fanout')) kinds.push('streamcast');
+  if (only.has('fanout') && ctx.params.nodeHttp) kinds.push('node-http');
   if (only.has('naive')) kinds.push('naive');
   if (only.has('fanout') && !nchanMissing()) kinds.push('nchan');
   const rows: FanoutRow[] = [];
@@ -150,7 +152,7 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
       `streamcast: ready ${int(started.startupMs)} ms after its start (gateway ${gatewayRunner()})`,
     );
   }
-  out.push(...ratioLines(rows, 'fan-out'));
+  out.push(...ratioLines(rows, 'fan-out'), ...nodeHttpLines(rows, 'fan-out'));
   out.push(...timelineLines(rows));
   const missing = nchanMissing();
   if (missing && p.only.has('fanout')) out.push(missing);

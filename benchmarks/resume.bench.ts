@@ -7,7 +7,7 @@
  * connections from this process (core 1, 500 in flight at a time), each with Last-Event-ID set
  * to its topic's 5th event: each must get events 6 to 10 exactly once and none before them,
  * then it closes. Per round: the server's CPU (all its processes) and Redis's per resumed
- * stream, from /proc, and the round's wall time. The same for the floor (plain node:http with
+ * stream, from /proc, and the round's wall time. The same for node-http (plain node:http with
  * its history in memory: what Node itself charges per stream) and for Nchan.
  *
  *   BENCH_ONLY=resume npm run bench
@@ -214,7 +214,8 @@ async function runResumeOne(ctx: BenchContext, kind: ServerKind): Promise<Resume
 }
 
 export async function runResume(ctx: BenchContext): Promise<ResumeRow[]> {
-  const rows = [await runResumeOne(ctx, 'streamcast'), await runResumeOne(ctx, 'floor')];
+  const rows = [await runResumeOne(ctx, 'streamcast')];
+  if (ctx.params.nodeHttp) rows.push(await runResumeOne(ctx, 'node-http'));
   if (!nchanMissing()) rows.push(await runResumeOne(ctx, 'nchan'));
   return rows;
 }
@@ -247,8 +248,8 @@ export function formatResume(ctx: BenchContext, rows: ResumeRow[]): string {
   if (missing) out.push(missing);
   out.push(
     'CPU from /proc at 10 ms resolution, closing included. Round 1 runs code the server has barely run (as a',
-    "storm's survivors do); later rounds, warm code (V8 has optimised the path). `floor`: plain node:http on the",
-    "gateway's Node with its history in memory (lib/floor-server.js), what Node itself charges per stream.",
+    "storm's survivors do); later rounds, warm code (V8 has optimised the path). node-http: plain node:http on",
+    "the gateway's Node with its history in memory (lib/node-http-server.js), what Node itself charges per stream.",
   );
   return out.join('\n');
 }

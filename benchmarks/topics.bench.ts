@@ -1,7 +1,7 @@
 /**
  * Many topics: BENCH_TOPICS_SUBSCRIBERS subscribers spread evenly over BENCH_TOPICS topics (one
  * topic each), events published to the topics in turn. Saturated and fixed-rate runs, as the
- * fan-out's, for streamcast, the floor (plain node:http, lib/floor-server.js) and Nchan.
+ * fan-out's, for streamcast, node-http (plain node:http, lib/node-http-server.js) and Nchan.
  *
  *   node -r ts-node/register/transpile-only benchmarks/topics.bench.ts   (this scenario alone)
  */
@@ -11,7 +11,7 @@ import {
   DELIVERY_HEAD,
   deliveryCells,
   deliveryOk,
-  floorLines,
+  nodeHttpLines,
   foreignWarning,
   perCpuRatio,
   ratioLines,
@@ -23,9 +23,9 @@ import { header, int, table } from './lib/report';
 import type { ServerKind } from './lib/servers';
 
 export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
-  const kinds: ServerKind[] = nchanMissing()
-    ? ['streamcast', 'floor']
-    : ['streamcast', 'floor', 'nchan'];
+  const kinds: ServerKind[] = ['streamcast'];
+  if (ctx.params.nodeHttp) kinds.push('node-http');
+  if (!nchanMissing()) kinds.push('nchan');
   const rows: DeliveryRow[] = [];
   const scenario = {
     name: 'topics',
@@ -61,7 +61,7 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
       `(${int(p.topicsSubscribers / p.topicsCount)} each), events to the topics in turn, one server process`,
     table(DELIVERY_HEAD, rows.map(deliveryCells)),
     ...ratioLines(rows, 'many topics'),
-    ...floorLines(rows, 'many topics'),
+    ...nodeHttpLines(rows, 'many topics'),
     ...timelineLines(rows),
   ];
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${lastRate(ctx)}/s`);

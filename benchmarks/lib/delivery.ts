@@ -357,19 +357,19 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
 }
 
 /**
- * Each server's CPU per delivery over the floor's (plain node:http, no Redis: what Node itself
- * charges) on the same load: how far above Node's own cost streamcast is, and where Nchan is.
+ * Each server's CPU per delivery over node-http's (plain node:http, no Redis: what Node itself
+ * charges) on the same load: where streamcast and Nchan stand against it.
  */
-export function floorLines(rows: DeliveryRow[], scenario: string): string[] {
+export function nodeHttpLines(rows: DeliveryRow[], scenario: string): string[] {
   const out: string[] = [];
-  for (const floor of rows.filter((r) => r.server === 'floor')) {
-    const others = rows.filter((r) => r.server !== 'floor' && r.load === floor.load);
+  for (const base of rows.filter((r) => r.server === 'node-http')) {
+    const others = rows.filter((r) => r.server !== 'node-http' && r.load === base.load);
     if (others.length === 0) continue;
-    const floorCost = floor.serverCpu / floor.deliveriesPerSec;
+    const baseCost = base.serverCpu / base.deliveriesPerSec;
     const cost = (r: DeliveryRow, withRedis: boolean) =>
-      (r.serverCpu + (withRedis ? r.redisCpu : 0)) / r.deliveriesPerSec / floorCost;
+      (r.serverCpu + (withRedis ? r.redisCpu : 0)) / r.deliveriesPerSec / baseCost;
     out.push(
-      `${scenario} ${floor.load}: server CPU per delivery over the floor's (node:http alone): ` +
+      `${scenario} ${base.load}: server CPU per delivery over node-http's (plain node:http): ` +
         others
           .map(
             (r) =>

@@ -36,6 +36,8 @@ export interface BenchParams {
   topicsBatchMs: number;
   /** Many topics: an extra streamcast fixed-rate run published straight into Redis (1) or not (0). @default 1 */
   topicsEngine: boolean;
+  /** node-http (plain node:http) in the fan-out, many-topics and resume scenarios (1) or not (0). @default 1 */
+  nodeHttp: boolean;
   /** Maximum throughput (open loop, loss accounted): subscribers. @default 1000 */
   tpSubscribers: number;
   /** Topics of the throughput scenario. @default 10 */
@@ -146,6 +148,7 @@ export function readParams(): BenchParams {
     topicsRates: ints('BENCH_TOPICS_RATE', [200, 1000], 1, 100_000),
     topicsBatchMs: int('BENCH_TOPICS_BATCH_MS', 10, 0, 1000),
     topicsEngine: int('BENCH_TOPICS_ENGINE', 1, 0, 1) === 1,
+    nodeHttp: int('BENCH_NODE_HTTP', 1, 0, 1) === 1,
     tpSubscribers: int('BENCH_TP_SUBSCRIBERS', 1000, 1, 15_000),
     tpTopics: int('BENCH_TP_TOPICS', 10, 1, 10_000),
     tpSeconds: int('BENCH_TP_SECONDS', 10, 1, 600),

@@ -23,6 +23,7 @@ export function header(ctx: BenchContext): string {
     `BENCH_TOPICS=${p.topicsCount}`,
     `BENCH_TOPICS_RATE=${p.topicsRates.join(',')}`,
     `BENCH_TOPICS_ENGINE=${p.topicsEngine ? 1 : 0}`,
+    `BENCH_NODE_HTTP=${p.nodeHttp ? 1 : 0}`,
     `BENCH_TP_SUBSCRIBERS=${p.tpSubscribers}`,
     `BENCH_TP_TOPICS=${p.tpTopics}`,
     `BENCH_TP_SECONDS=${p.tpSeconds}`,

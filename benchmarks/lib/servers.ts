@@ -82,7 +82,7 @@ export function gatewayNodeVersion(): string {
   return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() || '?';
 }
 
-export type ServerKind = 'streamcast' | 'naive' | 'floor' | 'nchan';
+export type ServerKind = 'streamcast' | 'naive' | 'node-http' | 'nchan';
 
 /** A server under test, running as its own process(es) pinned to core 0. */
 export interface ServerUnderTest {
@@ -97,7 +97,7 @@ export interface ServerUnderTest {
   /** Subscription path of a topic. */
   path(topic: string): string;
   /**
-   * How events reach it: POST /publish (streamcast, the floor), Redis PUBLISH (naive), POST
+   * How events reach it: POST /publish (streamcast, node-http), Redis PUBLISH (naive), POST
    * /pub/<topic> (Nchan).
    */
   target(topics: readonly string[], concurrency: number): PublishTarget;
@@ -144,7 +144,7 @@ export async function startServer(
 ): Promise<ServerUnderTest> {
   if (kind === 'streamcast') return startStreamcast(redisUrl, options);
   if (kind === 'naive') return startNaive(redisUrl, `bench-naive-${randomUUID().slice(0, 8)}`);
-  if (kind === 'floor') return startFloor();
+  if (kind === 'node-http') return startNodeHttp();
   return startNchan(redisUrl, options.core === null ? undefined : (options.core ?? SERVER_CORE));
 }
 
@@ -256,14 +256,14 @@ export function startNaive(redisUrl: string, prefix: string): Promise<ServerUnde
 }
 
 /**
- * The floor (floor-server.js): plain node:http with its history in memory, on the gateway's
+ * node-http (node-http-server.js): plain node:http with its history in memory, on the gateway's
  * Node (BENCH_GATEWAY_NODE), pinned to SERVER_CORE.
  */
-function startFloor(): Promise<ServerUnderTest> {
+function startNodeHttp(): Promise<ServerUnderTest> {
   const node = gatewayNode();
   return startForked(
-    'floor',
-    join(__dirname, 'floor-server.js'),
+    'node-http',
+    join(__dirname, 'node-http-server.js'),
     { execArgv: [], env: {}, ...(node ? { execPath: node } : {}) },
     (url) => (topics, concurrency) => httpTarget(url, topics, concurrency),
   );
@@ -274,7 +274,7 @@ function startFloor(): Promise<ServerUnderTest> {
  * listens on PORT), pinned to SERVER_CORE; `target` says how events reach it, given its URL.
  */
 async function startForked(
-  name: 'naive' | 'floor',
+  name: 'naive' | 'node-http',
   script: string,
   options: { execArgv: string[]; env: Record<string, string>; execPath?: string },
   target: (url: string) => ServerUnderTest['target'],

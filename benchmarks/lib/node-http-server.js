@@ -1,10 +1,11 @@
 'use strict';
 /**
- * The floor (`floor` in the resume scenario): the least a Node.js SSE server with resume can do
- * per stream, to set the gateway's cost against what Node itself charges. Plain `node:http`, no
+ * `node-http` in the benchmarks: an SSE server with resume in plain `node:http`, to set the
+ * gateway's cost against what Node itself charges for a request, a stream and a write. No
  * framework, no Redis, no limits, no auth, no cursor codec: history is an array per topic in
  * this process, ids are one counter, and a stream resuming after `Last-Event-ID: <n>` gets the
- * events after n. Plain JavaScript, so it runs on the gateway's Node (BENCH_GATEWAY_NODE).
+ * events after n. Every write goes through its `ServerResponse`. Plain JavaScript, so it runs on
+ * the gateway's Node (BENCH_GATEWAY_NODE).
  *
  *   POST /publish  {"topic": "<t>", "data": <JSON>}  → {"id": "<n>"}, sent to the topic's streams
  *   GET /events?topic=<t>  (Last-Event-ID: <n>)      → text/event-stream
@@ -13,7 +14,8 @@
  */
 const { createServer } = require('node:http');
 
-const HISTORY = 1000;
+/** Events kept per topic: as many as a gateway's channel keeps in memory (RECENT_MAX_EVENTS). */
+const HISTORY = 128;
 /** topic → { events: [{ id, frame }], streams: Set<ServerResponse> } */
 const topics = new Map();
 let nextId = 1;
@@ -64,7 +66,7 @@ function subscribe(req, res, name) {
 }
 
 const server = createServer((req, res) => {
-  const url = new URL(req.url, 'http://floor');
+  const url = new URL(req.url, 'http://node-http');
   if (req.method === 'POST' && url.pathname === '/publish') return publish(req, res);
   if (req.method === 'GET' && url.pathname === '/events') {
     return subscribe(req, res, url.searchParams.get('topic') ?? '');
