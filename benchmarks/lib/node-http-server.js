@@ -55,7 +55,8 @@ function subscribe(req, res, name) {
     'cache-control': 'no-cache, no-transform',
     'x-accel-buffering': 'no',
   });
-  // A new stream starts live; a resuming one gets what came after its id.
+  // A new stream starts live; a resuming one gets what came after its id (of what is kept: no
+  // reset for an id older than that, which a real server owes its client; none comes up here).
   const last = req.headers['last-event-id'];
   const after = last === undefined ? Infinity : Number(last);
   const owed = topic.events.filter((e) => e.id > after).map((e) => e.frame);
