@@ -358,7 +358,8 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
 
 /**
  * Each server's CPU per delivery over node-http's (plain node:http, no Redis: what Node itself
- * charges) on the same load: where streamcast and Nchan stand against it.
+ * charges) on the same load: where streamcast and Nchan stand against it. Not perCpuRatio: with
+ * Redis counted, only the other server's counts (node-http asks nothing of the idle Redis).
  */
 export function nodeHttpLines(rows: DeliveryRow[], scenario: string): string[] {
   const out: string[] = [];

@@ -76,7 +76,7 @@ export class Channel {
   /** The topic's name in cursors (topicFingerprint). */
   readonly fingerprint: string;
   /** How a single-topic stream's event frame starts: `id: 2~<fingerprint>`, then the suffix. */
-  readonly soloId: string;
+  private readonly soloId: string;
 
   /** `maxRecent`: at most this many recent events (no more than history keeps). */
   constructor(
@@ -244,7 +244,7 @@ export class Channel {
       // iterator allocates a result object per stream.
       let n = 0;
       if (this.solo.size > 0) {
-        const frame = Buffer.from(`${this.soloId}${suffix}\n${body}`);
+        const frame = this.soloFrameOf(suffix, body);
         this.solo.forEach((conn) => {
           conn.write(frame);
           if (++n === DELIVERY_CHUNK) {
@@ -312,7 +312,7 @@ export class Channel {
         else byMask.set(mask, [conn]);
       }
       for (const conns of byMask.values()) {
-        const frame = Buffer.from(`${this.soloId}${suffix}\n${bodyFor(conns[0] as Connection)}`);
+        const frame = this.soloFrameOf(suffix, bodyFor(conns[0] as Connection));
         for (const conn of conns) conn.write(frame);
         this.hub.delivered(event.id, conns.length);
       }
@@ -403,11 +403,19 @@ export class Channel {
   soloFrame(event: StoredEvent): Buffer {
     let frame = this.soloFrames.get(event);
     if (frame === undefined) {
-      const body = encodeEventBody(event.event, event.data);
-      frame = Buffer.from(`${this.soloId}${positionSuffix(event)}\n${body}`);
+      frame = this.soloFrameOf(positionSuffix(event), encodeEventBody(event.event, event.data));
       this.soloFrames.set(event, frame);
     }
     return frame;
+  }
+
+  /**
+   * A single-topic stream's frame of an event at `suffix` (positionSuffix) with these `event:`
+   * and `data:` lines: every such frame, live or caught up, is built here, so both are the same
+   * bytes.
+   */
+  soloFrameOf(suffix: string, body: string): Buffer {
+    return Buffer.from(`${this.soloId}${suffix}\n${body}`);
   }
 
   /** After a reset: what was delivered before is no history of the new position. */

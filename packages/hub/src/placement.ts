@@ -160,7 +160,7 @@ export async function writeEntries(member: Member, entries: StoredEvent[]): Prom
       const frame =
         e.private === undefined
           ? channel.soloFrame(e)
-          : Buffer.from(`${channel.soloId}${positionSuffix(e)}\n${conn.bodyOf(e)}`);
+          : channel.soloFrameOf(positionSuffix(e), conn.bodyOf(e));
       frames.push(frame);
       bytes += frame.length;
     } else {

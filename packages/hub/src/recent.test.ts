@@ -85,13 +85,12 @@ describe('placing streams from the channel', () => {
     for (const sink of resumed) expect(sink.raw.endsWith(tail)).toBe(true);
     expect(later.raw.endsWith(live.slice(live.indexOf(`id: ${ids[15] as string}\n`)))).toBe(true);
 
-    const counts = [...resumed, later].map((sink) => sink.events.length);
+    const all = [...resumed, later];
+    const counts = all.map((sink) => sink.events.length);
     await publishMany('t', 1, 20);
-    for (const [k, sink] of [...resumed, later].entries()) {
-      await sink.waitForEvents((counts[k] as number) + 1);
-    }
+    for (const [k, sink] of all.entries()) await sink.waitForEvents((counts[k] as number) + 1);
     const last = holder.events[holder.events.length - 1];
-    for (const sink of [...resumed, later]) {
+    for (const sink of all) {
       expect(sink.events[sink.events.length - 1]).toEqual(last);
     }
   });
