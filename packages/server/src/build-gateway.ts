@@ -11,6 +11,7 @@ import { clientScriptRoute } from './client-script';
 import { quitRedis } from './quit-redis';
 import { buildGuard } from './security';
 import { seedRoutes } from './seed-routes';
+import { fastifyCompilersOnDemand } from './schema-compilers';
 import { registerWebPages, resolveWebRoot } from './web-pages';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded when enabled (below)
@@ -52,6 +53,8 @@ export async function buildGateway(
     // Malformed HTTP and undecodable URLs get the API's error shape too (and no echo of the URL).
     clientErrorHandler,
     frameworkErrors,
+    // Ajv and fast-json-stringify load only if a route has a schema: none of the gateway's has.
+    schemaController: { compilersFactory: fastifyCompilersOnDemand },
   });
   const retention = { maxLen: config.HISTORY_MAX_LEN, maxAgeS: config.HISTORY_MAX_AGE_S };
   let engine: Engine;

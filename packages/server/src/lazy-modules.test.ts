@@ -12,7 +12,8 @@ import {
 /**
  * A gateway loads the libraries of optional features only when they are configured: jose (JWT
  * verification), @fastify/multipart (uploads), @fastify/static (pages). Each is megabytes of a
- * gateway's heap; a gateway without them configured should not carry them.
+ * gateway's heap; a gateway without them configured should not carry them. Fastify's schema
+ * compilers (Ajv) it never needs: no route of the gateway has a schema (schema-compilers.ts).
  */
 describe('the modules a gateway loads', () => {
   let redis: TestRedis;
@@ -64,6 +65,7 @@ describe('the modules a gateway loads', () => {
     expect(names).not.toEqual(expect.arrayContaining(['jose']));
     expect(names).not.toEqual(expect.arrayContaining(['@fastify/multipart']));
     expect(names).not.toEqual(expect.arrayContaining(['@fastify/static']));
+    expect(names).not.toEqual(expect.arrayContaining(['ajv']));
   });
 
   it('loads each when its feature is configured', async () => {
@@ -75,5 +77,8 @@ describe('the modules a gateway loads', () => {
     expect(names).toEqual(
       expect.arrayContaining(['jose', '@fastify/multipart', '@fastify/static']),
     );
+    // Nor do the routes of uploads and pages have a schema.
+    expect(names).not.toEqual(expect.arrayContaining(['ajv']));
+    expect(names).not.toEqual(expect.arrayContaining(['@fastify/ajv-compiler']));
   });
 });
