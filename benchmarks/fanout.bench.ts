@@ -15,6 +15,7 @@ import {
   deliveryOk,
   foreignWarning,
   measureDelivery,
+  medianRows,
   nodeHttpLines,
   ratioLines,
   timelineLines,
@@ -102,6 +103,28 @@ export async function runDeliveryScenario(
   });
 }
 
+/**
+ * BENCH_ROUNDS rounds of `runs` (each starts its server afresh): every run once a round, in turn,
+ * the order reversed every other round so that a machine drifting over minutes weighs on all
+ * alike; one row per server and load, the medians (medianRows).
+ */
+export async function inRounds(
+  ctx: BenchContext,
+  name: string,
+  runs: ReadonlyArray<() => Promise<DeliveryRow[]>>,
+): Promise<DeliveryRow[]> {
+  const perRound: DeliveryRow[][] = [];
+  const rounds = ctx.params.rounds;
+  for (let round = 0; round < rounds; round++) {
+    if (rounds > 1) log(`${name}: round ${round + 1} of ${rounds}`);
+    const order = round % 2 === 0 ? runs : [...runs].reverse();
+    const rows: DeliveryRow[] = [];
+    for (const run of order) rows.push(...(await run()));
+    perRound.push(rows);
+  }
+  return medianRows(perRound);
+}
+
 /** Fan-out rows of every server asked for (BENCH_ONLY: fanout, naive; Nchan with fanout). */
 export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
   const only = ctx.params.only;
@@ -110,18 +133,24 @@ export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
   if (only.has('fanout') && ctx.params.nodeHttp) kinds.push('node-http');
   if (only.has('naive')) kinds.push('naive');
   if (only.has('fanout') && !nchanMissing()) kinds.push('nchan');
-  const rows: FanoutRow[] = [];
-  for (const kind of kinds) {
-    rows.push(
-      ...(await runDeliveryScenario(ctx, kind, {
-        name: 'fanout',
-        subscribers: ctx.params.subscribers,
-        topics: 1,
-        rates: ctx.params.rates,
-      })),
-    );
-  }
-  return rows;
+  const scenario = {
+    name: 'fanout',
+    subscribers: ctx.params.subscribers,
+    topics: 1,
+    rates: ctx.params.rates,
+  };
+  return inRounds(
+    ctx,
+    'fanout',
+    kinds.map((kind) => () => runDeliveryScenario(ctx, kind, scenario)),
+  );
+}
+
+/** How the rows of a scenario in rounds were made, for its heading. */
+export function roundsNote(rounds: number): string {
+  return rounds > 1
+    ? `; ${rounds} rounds (BENCH_ROUNDS), each server started afresh in each, figures their medians`
+    : '';
 }
 
 export function fanoutOk(row: FanoutRow): boolean {
@@ -132,7 +161,8 @@ export function fanoutOk(row: FanoutRow): boolean {
 export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
   const p = ctx.params;
   const out = [
-    `fan-out: 1 topic x ${int(p.subscribers)} subscribers, ${p.payloadBytes}-byte events, one server process`,
+    `fan-out: 1 topic x ${int(p.subscribers)} subscribers, ${p.payloadBytes}-byte events, one server process` +
+      roundsNote(p.rounds),
     table(DELIVERY_HEAD, rows.map(deliveryCells)),
   ];
   const ours = rows.find((r) => r.server === 'streamcast' && r.load === 'saturated');

@@ -5,7 +5,7 @@
  *
  *   node -r ts-node/register/transpile-only benchmarks/topics.bench.ts   (this scenario alone)
  */
-import { runDeliveryScenario } from './fanout.bench';
+import { inRounds, roundsNote, runDeliveryScenario } from './fanout.bench';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -15,6 +15,7 @@ import {
   foreignWarning,
   perCpuRatio,
   ratioLines,
+  roundsRange,
   timelineLines,
   type DeliveryRow,
 } from './lib/delivery';
@@ -26,28 +27,27 @@ export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
   const kinds: ServerKind[] = ['streamcast'];
   if (ctx.params.nodeHttp) kinds.push('node-http');
   if (!nchanMissing()) kinds.push('nchan');
-  const rows: DeliveryRow[] = [];
   const scenario = {
     name: 'topics',
     subscribers: ctx.params.topicsSubscribers,
     topics: ctx.params.topicsCount,
     rates: ctx.params.topicsRates,
   };
-  for (const kind of kinds) rows.push(...(await runDeliveryScenario(ctx, kind, scenario)));
+  const runs = kinds.map((kind) => () => runDeliveryScenario(ctx, kind, scenario));
   // The extra streamcast runs below, at the last rate only.
   const single = { ...scenario, rates: [lastRate(ctx)] };
   // The same rate from a producer that batches (POST /publish with an array): the cost per
   // event when the intake is shared by several events.
   const batchMs = ctx.params.topicsBatchMs;
   if (batchMs > 0) {
-    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...single, batchMs })));
+    runs.push(() => runDeliveryScenario(ctx, 'streamcast', { ...single, batchMs }));
   }
   // And from a producer process that publishes straight into Redis (the publisher package, as
   // the producers do): the gateway's cost per event without an intake at all.
   if (ctx.params.topicsEngine) {
-    rows.push(...(await runDeliveryScenario(ctx, 'streamcast', { ...single, engine: true })));
+    runs.push(() => runDeliveryScenario(ctx, 'streamcast', { ...single, engine: true }));
   }
-  return rows;
+  return inRounds(ctx, 'topics', runs);
 }
 
 function lastRate(ctx: BenchContext): number {
@@ -58,7 +58,8 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
   const p = ctx.params;
   const out = [
     `many topics: ${int(p.topicsSubscribers)} subscribers over ${int(p.topicsCount)} topics ` +
-      `(${int(p.topicsSubscribers / p.topicsCount)} each), events to the topics in turn, one server process`,
+      `(${int(p.topicsSubscribers / p.topicsCount)} each), events to the topics in turn, one server process` +
+      roundsNote(p.rounds),
     table(DELIVERY_HEAD, rows.map(deliveryCells)),
     ...ratioLines(rows, 'many topics'),
     ...nodeHttpLines(rows, 'many topics'),
@@ -69,10 +70,12 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     for (const other of rows.filter((r) => /batches|into Redis/.test(r.load))) {
       const perCore = perCpuRatio(other, nchan, false);
       const withRedis = perCpuRatio(other, nchan, true);
+      const range = (redis: boolean) =>
+        roundsRange(other, nchan, (a, b) => perCpuRatio(a, b, redis));
       out.push(
         `many topics ${other.load} (streamcast) vs ${nchan.load} (Nchan, one POST per event): ` +
-          `per server CPU-second ${perCore.toFixed(2)}x, per server + Redis CPU-second ` +
-          `${Number.isFinite(withRedis) ? `${withRedis.toFixed(2)}x` : '-'}`,
+          `per server CPU-second ${perCore.toFixed(2)}x${range(false)}, per server + Redis CPU-second ` +
+          `${Number.isFinite(withRedis) ? `${withRedis.toFixed(2)}x${range(true)}` : '-'}`,
       );
     }
   }

@@ -58,6 +58,86 @@ export interface DeliveryRow {
    * in order, to tell a warm-up transient from a steady tail.
    */
   p99BySecond?: number[];
+  /** A row of several rounds (medianRows): the rows it is the median of, in round order. */
+  rounds?: DeliveryRow[];
+}
+
+/** The middle value (the mean of the two middle ones for an even count); NaN when none is finite. */
+function median(values: number[]): number {
+  const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 === 1
+    ? (finite[mid] as number)
+    : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
+}
+
+/**
+ * The rows of several rounds of the same runs, one row per server and load (in the first
+ * round's order): each figure the median of the rounds', except `max` and `loop max` (the
+ * highest), `others CPU` (the highest: a disturbed round must show) and the counts of lost,
+ * duplicated and dropped (summed: every round must deliver everything). `rounds` keeps the rows.
+ */
+export function medianRows(perRound: DeliveryRow[][]): DeliveryRow[] {
+  const groups = new Map<string, DeliveryRow[]>();
+  for (const rows of perRound) {
+    for (const row of rows) {
+      const key = `${row.server}\u0000${row.load}`;
+      const group = groups.get(key);
+      if (group) group.push(row);
+      else groups.set(key, [row]);
+    }
+  }
+  return [...groups.values()].map((rows) => {
+    const first = rows[0] as DeliveryRow;
+    const med = (f: (r: DeliveryRow) => number) => median(rows.map(f));
+    const highest = (f: (r: DeliveryRow) => number) => Math.max(...rows.map(f));
+    const sum = (f: (r: DeliveryRow) => number) => rows.reduce((n, r) => n + f(r), 0);
+    const row: DeliveryRow = {
+      server: first.server,
+      load: first.load,
+      eventsPerSec: med((r) => r.eventsPerSec),
+      deliveriesPerSec: med((r) => r.deliveriesPerSec),
+      p50: med((r) => r.p50),
+      p99: med((r) => r.p99),
+      max: highest((r) => r.max),
+      expected: sum((r) => r.expected),
+      lost: sum((r) => r.lost),
+      duplicated: sum((r) => r.duplicated),
+      dropped: sum((r) => r.dropped),
+      publishErrors: sum((r) => r.publishErrors),
+      serverCpu: med((r) => r.serverCpu),
+      redisCpu: med((r) => r.redisCpu),
+      otherCpu: med((r) => r.otherCpu),
+      foreignCpu: highest((r) => r.foreignCpu),
+      rssPeak: med((r) => r.rssPeak),
+      loopP99Ms: med((r) => r.loopP99Ms),
+      loopMaxMs: highest((r) => r.loopMaxMs),
+      gcMsPerS: med((r) => r.gcMsPerS),
+      gcPauses: med((r) => r.gcPauses),
+      rounds: rows,
+    };
+    const startups = rows.map((r) => r.startupMs ?? NaN);
+    if (startups.some(Number.isFinite)) row.startupMs = median(startups);
+    return row;
+  });
+}
+
+/**
+ * `ratio` over the rounds of two rows of medianRows, paired round by round (the same round's
+ * servers ran minutes apart at most): " (rounds a-b x)", or '' without rounds to pair.
+ */
+export function roundsRange(
+  a: DeliveryRow,
+  b: DeliveryRow,
+  ratio: (a: DeliveryRow, b: DeliveryRow) => number,
+): string {
+  const ra = a.rounds;
+  const rb = b.rounds;
+  if (!ra || !rb || ra.length < 2 || ra.length !== rb.length) return '';
+  const ratios = ra.map((row, i) => ratio(row, rb[i] as DeliveryRow)).filter(Number.isFinite);
+  if (ratios.length === 0) return '';
+  return ` (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x)`;
 }
 
 /**
@@ -335,7 +415,10 @@ export function perCpuRatio(a: DeliveryRow, b: DeliveryRow, withRedis: boolean):
   return a.deliveriesPerSec / cpu(a) / (b.deliveriesPerSec / cpu(b));
 }
 
-/** streamcast against Nchan on the same load: deliveries per server CPU-second, p99. */
+/**
+ * streamcast against Nchan on the same load: deliveries per server CPU-second, p99; with rounds,
+ * the ratio of the medians (the verdict) and the range of the per-round ratios.
+ */
 export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
   const out: string[] = [];
   for (const load of new Set(rows.map((r) => r.load))) {
@@ -346,11 +429,17 @@ export function ratioLines(rows: DeliveryRow[], scenario: string): string[] {
     const raw = ours.deliveriesPerSec / nchan.deliveriesPerSec;
     const p99 = ours.p99 / nchan.p99;
     const withRedis = perCpuRatio(ours, nchan, true);
+    const range = (ratio: (a: DeliveryRow, b: DeliveryRow) => number) =>
+      roundsRange(ours, nchan, ratio);
     out.push(
       `${scenario} ${load}: streamcast/Nchan deliveries/s ${raw.toFixed(2)}x, per server CPU-second ` +
-        `${perCore.toFixed(2)}x (target >= 1: ${perCore >= 1 ? 'met' : 'missed'}), ` +
-        `per server + Redis CPU-second ${Number.isFinite(withRedis) ? `${withRedis.toFixed(2)}x` : '-'}; ` +
-        `p99 ${ms(ours.p99)} vs ${ms(nchan.p99)} ms = ${p99.toFixed(2)}x (target <= 1: ${p99 <= 1 ? 'met' : 'missed'})`,
+        `${perCore.toFixed(2)}x${range((a, b) => perCpuRatio(a, b, false))} ` +
+        `(target >= 1: ${perCore >= 1 ? 'met' : 'missed'}), per server + Redis CPU-second ` +
+        (Number.isFinite(withRedis)
+          ? `${withRedis.toFixed(2)}x${range((a, b) => perCpuRatio(a, b, true))}`
+          : '-') +
+        `; p99 ${ms(ours.p99)} vs ${ms(nchan.p99)} ms = ${p99.toFixed(2)}x${range((a, b) => a.p99 / b.p99)} ` +
+        `(target <= 1: ${p99 <= 1 ? 'met' : 'missed'})`,
     );
   }
   return out;
@@ -383,16 +472,19 @@ export function nodeHttpLines(rows: DeliveryRow[], scenario: string): string[] {
   return out;
 }
 
-/** The fixed-rate rows' p99 second by second: is the tail a warm-up or steady? */
+/** The fixed-rate rows' p99 second by second (each round's, with rounds): a warm-up or steady? */
 export function timelineLines(rows: DeliveryRow[]): string[] {
-  const timed = rows.filter((r) => r.p99BySecond && r.p99BySecond.length > 1);
-  if (timed.length === 0) return [];
+  const seconds = (r: DeliveryRow) =>
+    r.p99BySecond && r.p99BySecond.length > 1 ? r.p99BySecond.map((us) => ms(us)).join('  ') : '';
+  const lines = rows
+    .map((r) => ({ r, text: (r.rounds ?? [r]).map(seconds).filter(Boolean).join('  |  ') }))
+    .filter(({ text }) => text !== '')
+    .map(({ r, text }) => `  ${r.server} ${r.load}: ${text}`);
+  if (lines.length === 0) return [];
+  const rounds = rows.some((r) => (r.rounds?.length ?? 1) > 1) ? ', round by round ("|")' : '';
   return [
-    'p99 ms of the events sent in each second of the measured interval (fixed rate):',
-    ...timed.map(
-      (r) =>
-        `  ${r.server} ${r.load}: ${(r.p99BySecond as number[]).map((us) => ms(us)).join('  ')}`,
-    ),
+    `p99 ms of the events sent in each second of the measured interval (fixed rate)${rounds}:`,
+    ...lines,
   ];
 }
 

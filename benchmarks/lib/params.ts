@@ -9,6 +9,11 @@ export interface BenchParams {
   rates: number[];
   /** Measured seconds of the fixed-rate run, per server. @default 5 */
   rateSeconds: number;
+  /**
+   * Rounds of the fan-out and many-topics scenarios: each round starts every server afresh;
+   * their tables give each figure's median over the rounds. @default 3
+   */
+  rounds: number;
   /** Saturated run: events the publisher may be ahead of the slowest subscriber. @default 200 */
   window: number;
   /** Size of each event's JSON data. @default 128 */
@@ -136,6 +141,7 @@ export function readParams(): BenchParams {
     seconds: int('BENCH_SECONDS', 10, 0, 600),
     rates: ints('BENCH_RATE', [20, 50], 1, 100_000),
     rateSeconds: int('BENCH_RATE_SECONDS', 5, 1, 600),
+    rounds: int('BENCH_ROUNDS', 3, 1, 20),
     window: int('BENCH_WINDOW', 200, 1, 100_000),
     payloadBytes: int('BENCH_PAYLOAD_BYTES', 128, 64, 65_536),
     concurrency: int('BENCH_CONCURRENCY', 32, 1, 1024),

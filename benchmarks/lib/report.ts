@@ -12,6 +12,7 @@ export function header(ctx: BenchContext): string {
     `BENCH_SECONDS=${p.seconds}`,
     `BENCH_RATE=${p.rates.join(',')}`,
     `BENCH_RATE_SECONDS=${p.rateSeconds}`,
+    `BENCH_ROUNDS=${p.rounds}`,
     `BENCH_WINDOW=${p.window}`,
     `BENCH_PAYLOAD_BYTES=${p.payloadBytes}`,
     `BENCH_CONCURRENCY=${p.concurrency}`,
