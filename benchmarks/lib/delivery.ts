@@ -63,7 +63,7 @@ export interface DeliveryRow {
 }
 
 /** The middle value (the mean of the two middle ones for an even count); NaN when none is finite. */
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (finite.length === 0) return NaN;
   const mid = finite.length >> 1;
