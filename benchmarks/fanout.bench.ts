@@ -18,6 +18,7 @@ import {
   medianRows,
   nodeHttpLines,
   ratioLines,
+  rssRoundsLines,
   timelineLines,
   type DeliveryRow,
 } from './lib/delivery';
@@ -183,7 +184,7 @@ export function formatFanout(ctx: BenchContext, rows: FanoutRow[]): string {
     );
   }
   out.push(...ratioLines(rows, 'fan-out'), ...nodeHttpLines(rows, 'fan-out'));
-  out.push(...timelineLines(rows));
+  out.push(...timelineLines(rows), ...rssRoundsLines(rows));
   const missing = nchanMissing();
   if (missing && p.only.has('fanout')) out.push(missing);
   out.push(...foreignWarning(rows));

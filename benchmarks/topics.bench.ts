@@ -15,6 +15,7 @@ import {
   foreignWarning,
   perCpuRatio,
   ratioLines,
+  rssRoundsLines,
   roundsRange,
   timelineLines,
   type DeliveryRow,
@@ -64,6 +65,7 @@ export function formatTopics(ctx: BenchContext, rows: DeliveryRow[]): string {
     ...ratioLines(rows, 'many topics'),
     ...nodeHttpLines(rows, 'many topics'),
     ...timelineLines(rows),
+    ...rssRoundsLines(rows),
   ];
   const nchan = rows.find((r) => r.server === 'nchan' && r.load === `${lastRate(ctx)}/s`);
   if (nchan) {

@@ -488,6 +488,23 @@ export function timelineLines(rows: DeliveryRow[]): string[] {
   ];
 }
 
+/** Each server's peak RSS round by round (the table has their medians): one line per server. */
+export function rssRoundsLines(rows: DeliveryRow[]): string[] {
+  if (!rows.some((r) => (r.rounds?.length ?? 1) > 1)) return [];
+  const servers = [...new Set(rows.map((r) => r.server))];
+  return [
+    'server RSS MB (peak), round by round:',
+    ...servers.map(
+      (server) =>
+        `  ${server}: ` +
+        rows
+          .filter((r) => r.server === server)
+          .map((r) => `${r.load} ${(r.rounds ?? [r]).map((x) => mb(x.rssPeak)).join(' ')}`)
+          .join('; '),
+    ),
+  ];
+}
+
 export function foreignWarning(rows: Array<{ foreignCpu: number }>): string[] {
   const busiest = Math.max(...rows.map((r) => r.foreignCpu).filter(Number.isFinite));
   return busiest > 0.2
