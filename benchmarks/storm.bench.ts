@@ -21,7 +21,7 @@ import {
 import { sleep } from '@streamcast/testing';
 import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
-import { drain, median } from './lib/delivery';
+import { drain, median, roundsRange } from './lib/delivery';
 import { nchanMissing, startBalancer, type NginxProcess } from './lib/nginx';
 import { coreCpuSeconds, processesCpuSeconds } from './lib/procs';
 import { header, int, log, ms, table } from './lib/report';
@@ -354,18 +354,10 @@ export function formatStorm(ctx: BenchContext, rows: StormRow[]): string {
   }
   if (ours && nchan) {
     const ratio = ours.allResumedMs / nchan.allResumedMs;
-    const range =
-      ours.rounds && nchan.rounds && ours.rounds.length === nchan.rounds.length
-        ? ours.rounds.map(
-            (r, i) => r.allResumedMs / ((nchan.rounds as StormRow[])[i] as StormRow).allResumedMs,
-          )
-        : [];
     out.push(
       `storm: streamcast/Nchan all resumed ${(ours.allResumedMs / 1000).toFixed(2)} vs ` +
         `${(nchan.allResumedMs / 1000).toFixed(2)} s = ${ratio.toFixed(2)}x` +
-        (range.length > 1
-          ? ` (rounds ${Math.min(...range).toFixed(2)}-${Math.max(...range).toFixed(2)}x)`
-          : '') +
+        roundsRange(ours, nchan, (a, b) => a.allResumedMs / b.allResumedMs) +
         ` (target <= 1: ${ratio <= 1 ? 'met' : 'missed'}); survivors CPU-s ` +
         `${(ours.survivorsCpuS / nchan.survivorsCpuS).toFixed(2)}x`,
     );

@@ -124,18 +124,19 @@ export function medianRows(perRound: DeliveryRow[][]): DeliveryRow[] {
 }
 
 /**
- * `ratio` over the rounds of two rows of medianRows, paired round by round (the same round's
- * servers ran minutes apart at most): " (rounds a-b x)", or '' without rounds to pair.
+ * `ratio` over the rounds of two rows made of rounds (medianRows, the storm's), paired round by
+ * round (the same round's servers ran minutes apart at most): " (rounds a-b x)", or '' without
+ * rounds to pair.
  */
-export function roundsRange(
-  a: DeliveryRow,
-  b: DeliveryRow,
-  ratio: (a: DeliveryRow, b: DeliveryRow) => number,
+export function roundsRange<T extends { rounds?: T[] }>(
+  a: T,
+  b: T,
+  ratio: (a: T, b: T) => number,
 ): string {
   const ra = a.rounds;
   const rb = b.rounds;
   if (!ra || !rb || ra.length < 2 || ra.length !== rb.length) return '';
-  const ratios = ra.map((row, i) => ratio(row, rb[i] as DeliveryRow)).filter(Number.isFinite);
+  const ratios = ra.map((row, i) => ratio(row, rb[i] as T)).filter(Number.isFinite);
   if (ratios.length === 0) return '';
   return ` (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x)`;
 }
