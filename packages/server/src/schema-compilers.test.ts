@@ -43,4 +43,11 @@ describe('fastifyCompilersOnDemand', () => {
       await app.close();
     }
   });
+
+  it('makes one pool of validators, as Fastify does: the same schemas and options, one compiler', () => {
+    type Args = Parameters<typeof fastifyCompilersOnDemand.buildValidator>;
+    const args = [{}, { customOptions: {}, plugins: [] }] as unknown as Args;
+    const first = fastifyCompilersOnDemand.buildValidator(...args);
+    expect(fastifyCompilersOnDemand.buildValidator(...args)).toBe(first);
+  });
 });
