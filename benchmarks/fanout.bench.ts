@@ -24,6 +24,7 @@ import {
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
 import { header, int, log, table } from './lib/report';
+import { inRounds, roundsNote } from './lib/rounds';
 import { withServer } from './lib/scenario';
 import { gatewayRunner, openAll, specsFor, type ServerKind } from './lib/servers';
 
@@ -104,28 +105,6 @@ export async function runDeliveryScenario(
   });
 }
 
-/**
- * BENCH_ROUNDS rounds of `runs` (each starts its server afresh): every run once a round, in turn,
- * the order reversed every other round so that a machine drifting over minutes weighs on all
- * alike; one row per server and load, the medians (medianRows).
- */
-export async function inRounds(
-  ctx: BenchContext,
-  name: string,
-  runs: ReadonlyArray<() => Promise<DeliveryRow[]>>,
-): Promise<DeliveryRow[]> {
-  const perRound: DeliveryRow[][] = [];
-  const rounds = ctx.params.rounds;
-  for (let round = 0; round < rounds; round++) {
-    if (rounds > 1) log(`${name}: round ${round + 1} of ${rounds}`);
-    const order = round % 2 === 0 ? runs : [...runs].reverse();
-    const rows: DeliveryRow[] = [];
-    for (const run of order) rows.push(...(await run()));
-    perRound.push(rows);
-  }
-  return medianRows(perRound);
-}
-
 /** Fan-out rows of every server asked for (BENCH_ONLY: fanout, naive; Nchan with fanout). */
 export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
   const only = ctx.params.only;
@@ -140,18 +119,13 @@ export async function runFanout(ctx: BenchContext): Promise<FanoutRow[]> {
     topics: 1,
     rates: ctx.params.rates,
   };
-  return inRounds(
-    ctx,
-    'fanout',
-    kinds.map((kind) => () => runDeliveryScenario(ctx, kind, scenario)),
+  return medianRows(
+    await inRounds(
+      ctx,
+      'fanout',
+      kinds.map((kind) => () => runDeliveryScenario(ctx, kind, scenario)),
+    ),
   );
-}
-
-/** How the rows of a scenario in rounds were made, for its heading. */
-export function roundsNote(rounds: number): string {
-  return rounds > 1
-    ? `; ${rounds} rounds (BENCH_ROUNDS), each server started afresh in each, figures their medians`
-    : '';
 }
 
 export function fanoutOk(row: FanoutRow): boolean {

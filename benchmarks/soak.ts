@@ -41,6 +41,7 @@ import {
   type GatewayProcess,
 } from '@streamcast/testing';
 import { createParser } from 'eventsource-parser';
+import { median } from './lib/rounds';
 import { gatewayLaunch } from './lib/servers';
 
 const num = (name: string, fallback: number): number => {
@@ -212,13 +213,6 @@ function rssOf(pid: number | undefined): number {
 }
 
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const at = (i: number) => sorted[i] as number;
-  return sorted.length % 2 ? at(mid) : (at(mid - 1) + at(mid)) / 2;
-}
 
 async function main(): Promise<number> {
   const durationMs = params.minutes * 60_000;

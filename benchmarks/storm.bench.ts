@@ -21,10 +21,11 @@ import {
 import { sleep } from '@streamcast/testing';
 import { startClients } from './lib/clients';
 import { withContext, type BenchContext } from './lib/context';
-import { drain, median, roundsRange } from './lib/delivery';
+import { drain } from './lib/delivery';
 import { nchanMissing, startBalancer, type NginxProcess } from './lib/nginx';
 import { coreCpuSeconds, processesCpuSeconds } from './lib/procs';
 import { header, int, log, ms, table } from './lib/report';
+import { inRounds, median, roundsRange } from './lib/rounds';
 import {
   CLIENT_CORE,
   SERVER_CORE,
@@ -244,15 +245,12 @@ async function runStormOne(ctx: BenchContext, kind: ServerKind): Promise<StormRo
  */
 export async function runStorm(ctx: BenchContext): Promise<StormRow[]> {
   const kinds: ServerKind[] = nchanMissing() ? ['streamcast'] : ['streamcast', 'nchan'];
-  const rounds = ctx.params.rounds;
-  const byKind = new Map<ServerKind, StormRow[]>(kinds.map((kind) => [kind, []]));
-  for (let round = 0; round < rounds; round++) {
-    if (rounds > 1) log(`storm: round ${round + 1} of ${rounds}`);
-    for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
-      byKind.get(kind)?.push(await runStormOne(ctx, kind));
-    }
-  }
-  return kinds.map((kind) => medianStormRow(byKind.get(kind) as StormRow[]));
+  const perRound = await inRounds(
+    ctx,
+    'storm',
+    kinds.map((kind) => async () => [await runStormOne(ctx, kind)]),
+  );
+  return kinds.map((kind) => medianStormRow(perRound.flat().filter((row) => row.server === kind)));
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  *   node -r ts-node/register/transpile-only benchmarks/topics.bench.ts   (this scenario alone)
  */
-import { inRounds, roundsNote, runDeliveryScenario } from './fanout.bench';
+import { runDeliveryScenario } from './fanout.bench';
 import { withContext, type BenchContext } from './lib/context';
 import {
   DELIVERY_HEAD,
@@ -14,14 +14,15 @@ import {
   nodeHttpLines,
   foreignWarning,
   perCpuRatio,
+  medianRows,
   ratioLines,
   rssRoundsLines,
-  roundsRange,
   timelineLines,
   type DeliveryRow,
 } from './lib/delivery';
 import { nchanMissing } from './lib/nginx';
 import { header, int, table } from './lib/report';
+import { inRounds, roundsNote, roundsRange } from './lib/rounds';
 import type { ServerKind } from './lib/servers';
 
 export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
@@ -48,7 +49,7 @@ export async function runTopics(ctx: BenchContext): Promise<DeliveryRow[]> {
   if (ctx.params.topicsEngine) {
     runs.push(() => runDeliveryScenario(ctx, 'streamcast', { ...single, engine: true }));
   }
-  return inRounds(ctx, 'topics', runs);
+  return medianRows(await inRounds(ctx, 'topics', runs));
 }
 
 function lastRate(ctx: BenchContext): number {

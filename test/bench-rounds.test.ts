@@ -1,10 +1,5 @@
-import {
-  median,
-  medianRows,
-  ratioLines,
-  roundsRange,
-  type DeliveryRow,
-} from '../benchmarks/lib/delivery';
+import { medianRows, ratioLines, type DeliveryRow } from '../benchmarks/lib/delivery';
+import { median, roundsRange } from '../benchmarks/lib/rounds';
 
 /**
  * The benchmark's rounds (BENCH_ROUNDS): the figures it reports against Nchan are medians over

@@ -11,6 +11,7 @@ import { sleep } from '@streamcast/testing';
 import type { BenchContext } from './context';
 import { CpuMeter, machineCpuSeconds, processesCpuSeconds, rssBytes } from './procs';
 import { int, log, mb, ms, pct } from './report';
+import { median, roundsRange } from './rounds';
 import type { ServerUnderTest } from './servers';
 
 /** One measured run of events through a server to its subscribers. */
@@ -62,16 +63,6 @@ export interface DeliveryRow {
   rounds?: DeliveryRow[];
 }
 
-/** The middle value (the mean of the two middle ones for an even count); NaN when none is finite. */
-export function median(values: number[]): number {
-  const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 === 1
-    ? (finite[mid] as number)
-    : ((finite[mid - 1] as number) + (finite[mid] as number)) / 2;
-}
-
 /**
  * The rows of several rounds of the same runs, one row per server and load (in the first
  * round's order): each figure the median of the rounds', except `max` and `loop max` (the
@@ -121,24 +112,6 @@ export function medianRows(perRound: DeliveryRow[][]): DeliveryRow[] {
     if (startups.some(Number.isFinite)) row.startupMs = median(startups);
     return row;
   });
-}
-
-/**
- * `ratio` over the rounds of two rows made of rounds (medianRows, the storm's), paired round by
- * round (the same round's servers ran minutes apart at most): " (rounds a-b x)", or '' without
- * rounds to pair.
- */
-export function roundsRange<T extends { rounds?: T[] }>(
-  a: T,
-  b: T,
-  ratio: (a: T, b: T) => number,
-): string {
-  const ra = a.rounds;
-  const rb = b.rounds;
-  if (!ra || !rb || ra.length < 2 || ra.length !== rb.length) return '';
-  const ratios = ra.map((row, i) => ratio(row, rb[i] as T)).filter(Number.isFinite);
-  if (ratios.length === 0) return '';
-  return ` (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x)`;
 }
 
 /**
