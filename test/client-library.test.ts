@@ -342,7 +342,10 @@ describe('@streamcast/client on one gateway (Redis)', () => {
         transport,
       });
       await until(second.page, (s) => s.events.length >= 1, 'the history of x');
+      // One at a time: the order across topics is kept live, but a poll that catches up on both
+      // replays them topic by topic (the API orders events per topic only).
       await publishHttp(gateway.url, z, 'tick', { n: 3, t: 'z' });
+      await until(second.page, (s) => s.events.length >= 2, "z's event");
       await publishHttp(gateway.url, x, 'tick', { n: 3, t: 'x' });
       const seen = await until(second.page, (s) => s.events.length >= 3, 'three events');
       await sleep(300);
