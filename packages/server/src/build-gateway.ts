@@ -36,13 +36,10 @@ export async function buildGateway(
 ): Promise<Gateway> {
   const log = logger ?? pino({ level: config.LOG_LEVEL });
   const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
+    loggerInstance: sharedChildLogger(log),
     bodyLimit: config.MAX_BODY_BYTES,
     // One line per request would be noise at the connection counts a gateway holds.
     logController: new LogController({ disableRequestLogging: true }),
-    // No child logger per request: a stream's request lives for hours, and a child per request
-    // costs every idle connection memory for bindings nobody logs.
-    childLoggerFactory: (logger) => logger,
     // Streams are ended in preClose; whatever is left must not hold the process.
     forceCloseConnections: true,
     // HEAD on every GET route (a balancer's health check, a link checker): stream routes answer
@@ -108,4 +105,28 @@ export async function buildGateway(
   const webRoot = resolveWebRoot(config.WEB_ROOT);
   if (webRoot) await registerWebPages(app, webRoot);
   return { app, hub, engine };
+}
+
+/**
+ * The app's logger, as Fastify gets it: one whose child for a request (bindings `{reqId}` only,
+ * no options) is itself. No child logger per request: a stream's request lives for hours, and a
+ * child per request costs every idle connection memory for bindings nobody logs. Any other child
+ * (Fastify's own, with its serializers; `app.log.child({component})`) is pino's, shared as well.
+ * Done here rather than with a `childLoggerFactory`:
+ * Fastify checks every logger such a factory returns (seven method lookups and an array, for
+ * every request), and not those of its own factory, which calls child().
+ */
+export function sharedChildLogger(log: Logger): FastifyBaseLogger {
+  const shared = Object.create(log) as FastifyBaseLogger;
+  shared.child = (bindings, options) =>
+    onlyKey(bindings, 'reqId') && (options === undefined || onlyKey(options, undefined))
+      ? shared
+      : sharedChildLogger(log.child(bindings, options));
+  return shared;
+}
+
+/** Whether `object` has no own enumerable key but `key` (none at all when undefined). */
+function onlyKey(object: object, key: string | undefined): boolean {
+  for (const k in object) if (k !== key) return false;
+  return true;
 }
