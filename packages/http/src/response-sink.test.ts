@@ -143,6 +143,26 @@ describe(`ResponseSink on Node ${process.version}`, () => {
     });
   });
 
+  it("sends a stream's first writes of a tick, text and bytes, as one res.write behind its headers", async () => {
+    const calls: number[] = [];
+    serve = (_req, res) => {
+      const sink = new ResponseSink(res);
+      const resWrites = countCalls(res, 'write');
+      sink.begin();
+      sink.write('retry: 1000\n\n');
+      sink.write('id: 2~a\n\n');
+      sink.write(Buffer.from('id: 2~b\ndata: 1\n\n'));
+      sink.write(Buffer.from('id: 2~c\ndata: 2\n\n'));
+      calls.push(resWrites.calls); // nothing yet: they leave as the tick ends
+      process.nextTick(() => {
+        calls.push(resWrites.calls);
+        setImmediate(() => sink.end());
+      });
+    };
+    expect(await get()).toBe('retry: 1000\n\nid: 2~a\n\nid: 2~b\ndata: 1\n\nid: 2~c\ndata: 2\n\n');
+    expect(calls).toEqual([0, 1]);
+  });
+
   it('writes events straight to the socket, in order, while attached', async () => {
     const seen: boolean[] = [];
     serve = (_req, res) => {

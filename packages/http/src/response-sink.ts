@@ -73,6 +73,15 @@ function chunkOfText(text: string): string {
   return `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
 }
 
+/** Chunks as one: text when they all are, else bytes. */
+function joined(first: Buffer | string, more: Array<Buffer | string>): Buffer | string {
+  const all = [first, ...more];
+  if (all.every((chunk) => typeof chunk === 'string')) return all.join('');
+  return Buffer.concat(
+    all.map((chunk) => (typeof chunk === 'string' ? Buffer.from(chunk) : chunk)),
+  );
+}
+
 const LAST_CHUNK = '0\r\n\r\n';
 
 const CLOSE = { connection: 'close' };
@@ -95,6 +104,8 @@ export class ResponseSink implements Sink {
   private queued: Buffer | string | undefined = undefined;
   private queuedMore: Array<Buffer | string> | undefined = undefined;
   private queuedBytes = 0;
+  /** What is queued is the response's to write (not chunked here): its headers are not out. */
+  private queuedRaw = false;
   /** begin() ran; the socket is detached (or the header text released) once it is sent. */
   private headerPending = false;
   /** The response, until its socket is detached. */
@@ -154,19 +165,18 @@ export class ResponseSink implements Sink {
       this.queue(typeof chunk === 'string' ? chunkOfText(chunk) : chunkOf(chunk));
       return;
     }
-    const res = this.res as ServerResponse;
-    const socket = res.socket;
-    if (typeof chunk !== 'string' && socket && this.direct(socket)) {
-      this.queue(chunkOf(chunk));
-      return;
+    if (!this.queuedRaw) {
+      const socket = (this.res as ServerResponse).socket;
+      if (typeof chunk !== 'string' && socket && this.direct(socket)) {
+        this.queue(chunkOf(chunk));
+        return;
+      }
+      this.flush(); // what was queued goes first
+      this.queuedRaw = true;
     }
-    this.flush(); // what was queued goes first
-    res.write(chunk);
-    if (this.headerPending && !this.settle()) {
-      // Node 24 and later put the header on the wire at the next tick, not in res.write (Node
-      // 20 did it at once): look again then (test: response-sink.test.ts, on every CI Node).
-      process.nextTick(settleLater, this);
-    }
+    // Through the response, as one res.write when the tick ends: a stream's first writes (its
+    // `retry:`, its cursor, the history it resumes with) are one chunk behind its headers.
+    this.queue(chunk);
   }
 
   private queue(chunk: Buffer | string): void {
@@ -192,6 +202,11 @@ export class ResponseSink implements Sink {
     this.queued = undefined;
     this.queuedMore = undefined;
     this.queuedBytes = 0;
+    if (this.queuedRaw) {
+      this.queuedRaw = false;
+      this.writeThrough(more === undefined ? first : joined(first, more));
+      return;
+    }
     const socket = this.socket ?? this.res?.socket;
     if (!socket || socket.destroyed || socket.writableEnded) return;
     if (more === undefined) {
@@ -202,6 +217,18 @@ export class ResponseSink implements Sink {
     socket.write(first);
     for (let i = 0; i < more.length; i++) socket.write(more[i] as Buffer | string);
     socket.uncork();
+  }
+
+  /** Writes through the response, then sees whether its header is out. */
+  private writeThrough(chunk: Buffer | string): void {
+    const res = this.res;
+    if (!res || res.destroyed || res.writableEnded) return;
+    res.write(chunk);
+    if (this.headerPending && !this.settle()) {
+      // Node 24 and later put the header on the wire at the next tick, not in res.write (Node
+      // 20 did it at once): look again then (test: response-sink.test.ts, on every CI Node).
+      process.nextTick(settleLater, this);
+    }
   }
 
   /**
@@ -293,6 +320,7 @@ export class ResponseSink implements Sink {
     this.queued = undefined;
     this.queuedMore = undefined;
     this.queuedBytes = 0;
+    this.queuedRaw = false;
     if (this.socket) this.socket.destroy();
     else this.res?.destroy();
   }
