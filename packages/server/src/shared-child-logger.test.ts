@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import pino from 'pino';
-import { sharedChildLogger } from './build-gateway';
+import { sharedChildLogger } from './shared-child-logger';
 
 /**
  * The gateway's Fastify logger: a request's logger is the app's own (no child, no bindings, per
